@@ -1,0 +1,268 @@
+//! Delegation: running another plugin (an IPAM plugin, usually) found on
+//! `CNI_PATH`, with the same environment and the full configuration on
+//! stdin, and reading its result or CNI error.
+
+use crate::error::{Error, Result, INVALID_CONFIG, INVALID_ENV, PLUGIN_FAILURE};
+use crate::result::CniResult;
+use crate::skel::{Command, Request};
+use crate::version::Version;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+/// The first regular file named `plugin` in the directories of `path`.
+pub fn find_in_path(plugin: &str, path: &[PathBuf]) -> Result<PathBuf> {
+    if plugin.is_empty() || plugin.contains('/') || plugin == "." || plugin == ".." {
+        return Err(Error::new(
+            INVALID_CONFIG,
+            format!("invalid plugin type {plugin:?}: must be a file name"),
+        ));
+    }
+    if path.is_empty() {
+        return Err(Error::new(
+            INVALID_ENV,
+            format!("CNI_PATH is empty: cannot find plugin {plugin:?}"),
+        ));
+    }
+    path.iter()
+        .map(|dir| dir.join(plugin))
+        .find(|p| p.metadata().map(|m| m.is_file()).unwrap_or(false))
+        .ok_or_else(|| {
+            Error::new(
+                INVALID_CONFIG,
+                format!(
+                    "failed to find plugin {plugin:?} in CNI_PATH [{}]",
+                    path.iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+            )
+        })
+}
+
+/// Run a plugin binary with `env` added to ours and `stdin` as its input.
+/// Returns its stdout on success; on failure its CNI error as it printed it.
+/// Its stderr goes straight to ours, as the spec asks.
+pub fn exec(binary: &Path, env: &[(&str, String)], stdin: &[u8]) -> Result<Vec<u8>> {
+    let name = binary.display();
+    let mut tries = 0;
+    let mut child = loop {
+        let mut cmd = std::process::Command::new(binary);
+        cmd.envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        match cmd.spawn() {
+            Ok(c) => break c,
+            // A binary being replaced on disk (an upgrade in progress) is
+            // "text file busy" for a moment; libcni retries too.
+            Err(e) if e.raw_os_error() == Some(libc_etxtbsy()) && tries < 5 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(200 * tries));
+            }
+            Err(e) => {
+                return Err(Error::new(
+                    PLUGIN_FAILURE,
+                    format!("failed to run {name}: {e}"),
+                ))
+            }
+        }
+    };
+    if let Some(mut input) = child.stdin.take() {
+        // A plugin may exit without reading stdin (VERSION does): a broken
+        // pipe here is not an error of ours.
+        if let Err(e) = input.write_all(stdin) {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                return Err(Error::new(
+                    PLUGIN_FAILURE,
+                    format!("failed to write config to {name}: {e}"),
+                ));
+            }
+        }
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::new(PLUGIN_FAILURE, format!("failed to wait for {name}: {e}")))?;
+    if out.status.success() {
+        return Ok(out.stdout);
+    }
+    match serde_json::from_slice::<Error>(&out.stdout) {
+        Ok(e) => Err(e),
+        Err(_) => Err(Error::new(
+            PLUGIN_FAILURE,
+            format!(
+                "{name} failed ({}) without a CNI error on stdout{}",
+                out.status,
+                if out.stdout.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", String::from_utf8_lossy(&out.stdout).trim())
+                }
+            ),
+        )),
+    }
+}
+
+fn libc_etxtbsy() -> i32 {
+    26 // ETXTBSY on Linux
+}
+
+/// Run the delegate `plugin_type` for `command` with the request's
+/// environment and configuration. ADD returns its result.
+pub fn delegate(req: &Request, plugin_type: &str, command: Command) -> Result<Option<CniResult>> {
+    let binary = find_in_path(plugin_type, &req.path)?;
+    let out = exec(&binary, &req.env(command), &req.config)?;
+    if command != Command::Add {
+        return Ok(None);
+    }
+    let version = Version::parse(&req.net.cni_version).unwrap_or(req.version);
+    CniResult::from_slice(&out, version)
+        .map(Some)
+        .map_err(|e| e.context(format!("result of {plugin_type}")))
+}
+
+/// ADD through the config's IPAM plugin.
+pub fn ipam_add(req: &Request) -> Result<CniResult> {
+    let t = ipam_type(req)?;
+    delegate(req, t, Command::Add)?
+        .ok_or_else(|| Error::new(PLUGIN_FAILURE, format!("{t} returned no result")))
+}
+
+/// DEL, CHECK, GC or STATUS through the config's IPAM plugin.
+pub fn ipam_exec(req: &Request, command: Command) -> Result<()> {
+    delegate(req, ipam_type(req)?, command).map(|_| ())
+}
+
+fn ipam_type(req: &Request) -> Result<&str> {
+    req.net
+        .ipam_type()
+        .ok_or_else(|| Error::config("ipam: missing \"type\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::parse_config;
+    use std::os::unix::fs::PermissionsExt;
+
+    struct TempDir(PathBuf);
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            let p = std::env::temp_dir().join(format!(
+                "cni-delegate-{tag}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A fake IPAM plugin: a shell script recording its env and stdin, then
+    /// printing `reply` and exiting with `rc`.
+    fn fake(dir: &Path, name: &str, reply: &str, rc: i32) {
+        let script = format!(
+            "#!/bin/sh\nenv | grep ^CNI_ | sort > \"{d}/{name}.env\"\ncat > \"{d}/{name}.stdin\"\nprintf '%s' '{reply}'\nexit {rc}\n",
+            d = dir.display()
+        );
+        let p = dir.join(name);
+        std::fs::write(&p, script).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn request(dir: &Path, conf: &str) -> Request {
+        Request {
+            command: Command::Add,
+            container_id: "ctr1".into(),
+            netns: Some("/run/netns/x".into()),
+            ifname: "eth0".into(),
+            args: "IgnoreUnknown=1".into(),
+            path: vec!["/nonexistent".into(), dir.to_path_buf()],
+            config: conf.as_bytes().to_vec(),
+            net: parse_config(conf.as_bytes()).unwrap(),
+            version: Version::V1_0_0,
+        }
+    }
+
+    const CONF: &str =
+        r#"{"cniVersion":"0.4.0","name":"n","type":"bridge","ipam":{"type":"fake-ipam","x":1}}"#;
+
+    #[test]
+    fn ipam_add_runs_delegate_with_same_env_and_config() {
+        let t = TempDir::new("add");
+        fake(
+            &t.0,
+            "fake-ipam",
+            r#"{"cniVersion":"0.4.0","ips":[{"version":"4","address":"10.1.0.5/24","gateway":"10.1.0.1"}]}"#,
+            0,
+        );
+        let req = request(&t.0, CONF);
+        let r = ipam_add(&req).unwrap();
+        assert_eq!(r.ips[0].address.to_string(), "10.1.0.5/24");
+        let env = std::fs::read_to_string(t.0.join("fake-ipam.env")).unwrap();
+        for line in [
+            "CNI_COMMAND=ADD",
+            "CNI_CONTAINERID=ctr1",
+            "CNI_NETNS=/run/netns/x",
+            "CNI_IFNAME=eth0",
+            "CNI_ARGS=IgnoreUnknown=1",
+        ] {
+            assert!(env.lines().any(|l| l == line), "{line} in {env}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(t.0.join("fake-ipam.stdin")).unwrap(),
+            CONF
+        );
+    }
+
+    #[test]
+    fn delegate_errors_pass_through_with_code() {
+        let t = TempDir::new("err");
+        fake(
+            &t.0,
+            "fake-ipam",
+            r#"{"code":11,"msg":"no addresses","details":"range full"}"#,
+            1,
+        );
+        let e = ipam_add(&request(&t.0, CONF)).unwrap_err();
+        assert_eq!(e, Error::new(11, "no addresses").with_details("range full"));
+        fake(&t.0, "fake-ipam", "garbage", 3);
+        let e = ipam_exec(&request(&t.0, CONF), Command::Del).unwrap_err();
+        assert_eq!(e.code, PLUGIN_FAILURE);
+        assert!(e.msg.contains("garbage"), "{}", e.msg);
+        let env = std::fs::read_to_string(t.0.join("fake-ipam.env")).unwrap();
+        assert!(env.contains("CNI_COMMAND=DEL"));
+    }
+
+    #[test]
+    fn bad_result_and_missing_plugin() {
+        let t = TempDir::new("bad");
+        fake(&t.0, "fake-ipam", "{\"ips\":[{\"address\":\"x\"}]}", 0);
+        let e = ipam_add(&request(&t.0, CONF)).unwrap_err();
+        assert_eq!(e.code, 6);
+        let conf = CONF.replace("fake-ipam", "nope");
+        let e = ipam_add(&request(&t.0, &conf)).unwrap_err();
+        assert_eq!(e.code, 7);
+        assert!(e.msg.contains("\"nope\""));
+        let e = find_in_path("../x", &[t.0.clone()]).unwrap_err();
+        assert_eq!(e.code, 7);
+        let e = find_in_path("x", &[]).unwrap_err();
+        assert_eq!(e.code, 4);
+        let conf = r#"{"cniVersion":"1.0.0","name":"n","ipam":{}}"#;
+        assert_eq!(ipam_add(&request(&t.0, conf)).unwrap_err().code, 7);
+    }
+
+    #[test]
+    fn directories_are_not_plugins() {
+        let t = TempDir::new("dir");
+        std::fs::create_dir(t.0.join("fake-ipam")).unwrap();
+        assert!(find_in_path("fake-ipam", &[t.0.clone()]).is_err());
+    }
+}

@@ -1,0 +1,191 @@
+//! Network configuration as a plugin receives it on stdin.
+//!
+//! [`NetConf`] holds the keys every plugin shares. A plugin declares its own
+//! struct with `#[serde(flatten)] net: NetConf` beside its own keys; unknown
+//! keys are ignored, never rejected, as the spec asks.
+
+use crate::error::{Error, Result};
+use crate::result::CniResult;
+use crate::version::Version;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// DNS settings, in configs and results alike.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dns {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nameservers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+}
+
+impl Dns {
+    pub fn is_empty(&self) -> bool {
+        self.nameservers.is_empty()
+            && self.domain.is_none()
+            && self.search.is_empty()
+            && self.options.is_empty()
+    }
+}
+
+/// The `ipam` object: its `type` names the IPAM binary; the rest belongs to it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IpamConf {
+    #[serde(rename = "type", default)]
+    pub plugin_type: String,
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+/// The keys every plugin's configuration shares.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetConf {
+    #[serde(default)]
+    pub cni_version: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(rename = "type", default)]
+    pub plugin_type: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub capabilities: BTreeMap<String, bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipam: Option<IpamConf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Dns>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_config: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_result: Option<Value>,
+}
+
+impl NetConf {
+    /// The config's version; callers reach this only after the skeleton
+    /// has checked it is one the plugin supports.
+    pub fn version(&self) -> Result<Version> {
+        Version::require(&self.cni_version, Version::ALL)
+    }
+
+    /// The IPAM plugin's type, if an `ipam` object with a non-empty `type` is present.
+    pub fn ipam_type(&self) -> Option<&str> {
+        self.ipam
+            .as_ref()
+            .map(|i| i.plugin_type.as_str())
+            .filter(|t| !t.is_empty())
+    }
+
+    /// `runtimeConfig` decoded as the plugin's own type (its default when absent).
+    pub fn runtime_config<T: DeserializeOwned + Default>(&self) -> Result<T> {
+        match &self.runtime_config {
+            None | Some(Value::Null) => Ok(T::default()),
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| Error::decode(format!("invalid runtimeConfig: {e}"))),
+        }
+    }
+
+    /// `args.cni` decoded as the plugin's own type (its default when absent).
+    pub fn args_cni<T: DeserializeOwned + Default>(&self) -> Result<T> {
+        match self.args.as_ref().and_then(|a| a.get("cni")) {
+            None | Some(Value::Null) => Ok(T::default()),
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| Error::decode(format!("invalid args.cni: {e}"))),
+        }
+    }
+
+    /// `prevResult`, parsed from whatever version it carries (the config's
+    /// version when it names none).
+    pub fn prev_result(&self) -> Result<Option<CniResult>> {
+        match &self.prev_result {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => {
+                let r = CniResult::from_value(v, self.version()?)
+                    .map_err(|e| e.context("invalid prevResult"))?;
+                Ok(Some(r))
+            }
+        }
+    }
+}
+
+/// Decode a plugin's whole configuration from stdin bytes; a failure is code 6
+/// with serde's line and column.
+pub fn parse_config<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::decode(format!("failed to decode network config: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize, Default)]
+    struct MyConf {
+        #[serde(flatten)]
+        net: NetConf,
+        bridge: Option<String>,
+        #[serde(default)]
+        mtu: u32,
+    }
+
+    #[test]
+    fn plugin_keys_beside_common_keys() {
+        let c: MyConf = parse_config(
+            br#"{"cniVersion":"1.0.0","name":"n","type":"bridge","bridge":"br0","mtu":1400,
+                "ipam":{"type":"host-local","subnet":"10.0.0.0/24"},"someFutureKey":[1]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.net.name, "n");
+        assert_eq!(c.bridge.as_deref(), Some("br0"));
+        assert_eq!(c.mtu, 1400);
+        assert_eq!(c.net.ipam_type(), Some("host-local"));
+        assert_eq!(
+            c.net.ipam.unwrap().rest["subnet"],
+            serde_json::json!("10.0.0.0/24")
+        );
+    }
+
+    #[test]
+    fn empty_ipam_has_no_type() {
+        let c: NetConf = parse_config(br#"{"name":"n","ipam":{}}"#).unwrap();
+        assert_eq!(c.ipam_type(), None);
+        assert_eq!(c.version().unwrap(), Version::V0_1_0);
+    }
+
+    #[test]
+    fn decode_error_is_code_6_with_position() {
+        let e = parse_config::<NetConf>(b"{\"name\": ").unwrap_err();
+        assert_eq!(e.code, 6);
+        assert!(e.msg.contains("line 1"), "{}", e.msg);
+        let e = parse_config::<NetConf>(br#"{"cniVersion": 1}"#).unwrap_err();
+        assert_eq!(e.code, 6);
+    }
+
+    #[test]
+    fn runtime_config_and_args() {
+        #[derive(Deserialize, Default, Debug)]
+        struct Rc {
+            #[serde(default)]
+            mac: Option<String>,
+        }
+        let c: NetConf = parse_config(
+            br#"{"name":"n","runtimeConfig":{"mac":"aa:bb:cc:dd:ee:ff"},"args":{"cni":{"mac":"x"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.runtime_config::<Rc>().unwrap().mac.as_deref(),
+            Some("aa:bb:cc:dd:ee:ff")
+        );
+        assert_eq!(c.args_cni::<Rc>().unwrap().mac.as_deref(), Some("x"));
+        let c: NetConf = parse_config(br#"{"name":"n","runtimeConfig":{"mac":5}}"#).unwrap();
+        assert_eq!(c.runtime_config::<Rc>().unwrap_err().code, 6);
+        let c: NetConf = parse_config(br#"{"name":"n"}"#).unwrap();
+        assert!(c.runtime_config::<Rc>().unwrap().mac.is_none());
+    }
+}
