@@ -251,7 +251,7 @@ mod tests {
         let e = ipam_add(&request(&t.0, &conf)).unwrap_err();
         assert_eq!(e.code, 7);
         assert!(e.msg.contains("\"nope\""));
-        let e = find_in_path("../x", &[t.0.clone()]).unwrap_err();
+        let e = find_in_path("../x", std::slice::from_ref(&t.0)).unwrap_err();
         assert_eq!(e.code, 7);
         let e = find_in_path("x", &[]).unwrap_err();
         assert_eq!(e.code, 4);
@@ -263,6 +263,6 @@ mod tests {
     fn directories_are_not_plugins() {
         let t = TempDir::new("dir");
         std::fs::create_dir(t.0.join("fake-ipam")).unwrap();
-        assert!(find_in_path("fake-ipam", &[t.0.clone()]).is_err());
+        assert!(find_in_path("fake-ipam", std::slice::from_ref(&t.0)).is_err());
     }
 }
