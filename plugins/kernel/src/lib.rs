@@ -1,1 +1,19 @@
+//! Kernel plumbing for CNI plugins, written once and called by every plugin:
+//! network namespaces (entered only on short-lived threads), a synchronous
+//! rtnetlink socket with `ip`-like verbs for links, addresses and routes,
+//! and sysctls. Errors name the operation and keep the errno as data.
 
+pub mod addr;
+pub mod error;
+pub mod link;
+pub mod netlink;
+pub mod netns;
+pub mod route;
+pub mod sysctl;
+
+pub use addr::{Addr, Family};
+pub use error::{Error, Kind, Result};
+pub use link::{Link, VethSpec};
+pub use netlink::Netlink;
+pub use netns::Netns;
+pub use route::Route;
