@@ -11,6 +11,7 @@ pub mod delegate;
 pub mod error;
 pub mod logger;
 pub mod result;
+pub mod rollback;
 pub mod skel;
 pub mod types;
 pub mod validate;

@@ -124,6 +124,24 @@ impl Request {
         ]
     }
 
+    /// The MAC a runtime asks for: `runtimeConfig.mac` (capability `mac`),
+    /// else `args.cni.mac`, else `CNI_ARGS` `MAC`, as the reference ranks them.
+    /// `known_args` are the `CNI_ARGS` keys the plugin accepts.
+    pub fn requested_mac(&self, known_args: &[&str]) -> Result<Option<String>> {
+        #[derive(Deserialize, Default)]
+        struct Mac {
+            #[serde(default)]
+            mac: Option<String>,
+        }
+        if let Some(m) = self.net.runtime_config::<Mac>()?.mac {
+            return Ok(Some(m));
+        }
+        if let Some(m) = self.net.args_cni::<Mac>()?.mac {
+            return Ok(Some(m));
+        }
+        Ok(self.cni_args(known_args)?.get("MAC").map(str::to_string))
+    }
+
     /// GC's list of attachments to keep: `cni.dev/valid-attachments`, or the
     /// older spec text's `cni.dev/attachments`. `None` when neither is present.
     pub fn valid_attachments(&self) -> Result<Option<Vec<Attachment>>> {

@@ -4,11 +4,17 @@
 //! and sysctls. Errors name the operation and keep the errno as data.
 
 pub mod addr;
+pub mod container;
 pub mod error;
+pub mod iface;
+pub mod ipmasq;
 pub mod link;
 pub mod netlink;
 pub mod netns;
+pub mod nft;
+pub mod random;
 pub mod route;
+pub mod spoofcheck;
 pub mod sysctl;
 
 pub use addr::{Addr, Family};

@@ -5,7 +5,8 @@ use crate::netlink::Netlink;
 use crate::netns::Netns;
 use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    InfoBridge, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoBridge, InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth,
+    LinkAttribute, LinkFlags, LinkInfo, LinkMessage, State,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use std::os::fd::AsRawFd;
@@ -24,13 +25,43 @@ pub struct Link {
     pub kind: Option<String>,
     /// For a veth, its peer's index (in the peer's namespace).
     pub peer_index: Option<u32>,
+    /// Operational state (`IF_OPER_UP`, ...).
+    pub oper_state: Option<State>,
+    /// Bridge-port settings, when the link is a bridge port.
+    pub bridge_port: Vec<InfoBridgePort>,
     /// The full message, for what this struct does not lift out.
     pub message: LinkMessage,
 }
 
 impl Link {
+    /// Administratively up (`ip link set up`).
     pub fn is_up(&self) -> bool {
         self.flags.contains(LinkFlags::Up)
+    }
+
+    /// Operationally up: carrier present (for a veth, both ends up).
+    pub fn is_oper_up(&self) -> bool {
+        self.oper_state == Some(State::Up)
+    }
+
+    pub fn is_promisc(&self) -> bool {
+        self.flags.contains(LinkFlags::Promisc)
+    }
+
+    /// Bridge port hairpin mode, when the link is a bridge port.
+    pub fn hairpin(&self) -> Option<bool> {
+        self.bridge_port.iter().find_map(|p| match p {
+            InfoBridgePort::HairpinMode(on) => Some(*on),
+            _ => None,
+        })
+    }
+
+    /// Bridge port isolation, when the link is a bridge port.
+    pub fn isolated(&self) -> Option<bool> {
+        self.bridge_port.iter().find_map(|p| match p {
+            InfoBridgePort::Isolated(on) => Some(*on),
+            _ => None,
+        })
     }
 
     /// The MAC as `aa:bb:cc:dd:ee:ff`.
@@ -50,6 +81,8 @@ impl From<LinkMessage> for Link {
             master: None,
             kind: None,
             peer_index: None,
+            oper_state: None,
+            bridge_port: Vec::new(),
             message: LinkMessage::default(),
         };
         for a in &m.attributes {
@@ -59,10 +92,15 @@ impl From<LinkMessage> for Link {
                 LinkAttribute::Address(mac) => l.mac = Some(mac.clone()),
                 LinkAttribute::Controller(i) => l.master = Some(*i),
                 LinkAttribute::Link(i) => l.peer_index = Some(*i),
+                LinkAttribute::OperState(st) => l.oper_state = Some(*st),
                 LinkAttribute::LinkInfo(infos) => {
                     for i in infos {
-                        if let LinkInfo::Kind(k) = i {
-                            l.kind = Some(k.to_string());
+                        match i {
+                            LinkInfo::Kind(k) => l.kind = Some(k.to_string()),
+                            LinkInfo::PortData(InfoPortData::BridgePort(p)) => {
+                                l.bridge_port.clone_from(p)
+                            }
+                            _ => {}
                         }
                     }
                 }
@@ -169,6 +207,31 @@ pub fn bridge_message(spec: &BridgeSpec) -> LinkMessage {
         ])));
     }
     m.attributes.push(LinkAttribute::LinkInfo(info));
+    m
+}
+
+/// Settings of a link as a bridge port; `None` leaves one as it is.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BridgePortSpec {
+    pub hairpin: Option<bool>,
+    pub isolated: Option<bool>,
+}
+
+/// `RTM_NEWLINK` (without create flags) that changes bridge-port settings,
+/// as `ip link set DEV type bridge_slave hairpin on isolated on` does.
+pub fn bridge_port_message(index: u32, spec: &BridgePortSpec) -> LinkMessage {
+    let mut port = Vec::new();
+    if let Some(on) = spec.hairpin {
+        port.push(InfoBridgePort::HairpinMode(on));
+    }
+    if let Some(on) = spec.isolated {
+        port.push(InfoBridgePort::Isolated(on));
+    }
+    let mut m = link_msg(index);
+    m.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::PortKind(InfoPortKind::Bridge),
+        LinkInfo::PortData(InfoPortData::BridgePort(port)),
+    ]));
     m
 }
 
@@ -319,6 +382,36 @@ impl Netlink {
             m.header.flags = LinkFlags::Promisc;
         }
         self.set_link(m, &|| format!("set promisc {on} on link #{index}"))
+    }
+
+    /// `ip link set INDEX type bridge_slave hairpin on|off isolated on|off`
+    pub fn set_bridge_port(&mut self, index: u32, spec: &BridgePortSpec) -> Result<()> {
+        self.request(
+            RouteNetlinkMessage::NewLink(bridge_port_message(index, spec)),
+            NLM_F_ACK,
+            &|| format!("set bridge port options {spec:?} on link #{index}"),
+        )
+        .map(|_| ())
+    }
+
+    /// Wait until a link is operationally up, polling every few milliseconds
+    /// up to `timeout`. A veth reports up once both ends are up; a bridge
+    /// port, once the bridge has moved it to forwarding.
+    pub fn wait_oper_up(&mut self, index: u32, timeout: std::time::Duration) -> Result<Link> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let l = self.link_by_index(index)?;
+            if l.is_oper_up() {
+                return Ok(l);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(Error::protocol(
+                    format!("wait for link {} to come up", l.name),
+                    format!("still {:?} after {timeout:?}", l.oper_state),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
     }
 
     /// `ip link set INDEX netns NS`

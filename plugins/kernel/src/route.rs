@@ -200,8 +200,17 @@ impl Netlink {
     }
 
     /// `ip route del ROUTE`
+    ///
+    /// Matches routes of any protocol (kernel-made prefix routes included)
+    /// and, unless `r` names one, any scope.
     pub fn del_route(&mut self, r: &Route) -> Result<()> {
-        self.request(RouteNetlinkMessage::DelRoute(route_message(r)), 0, &|| {
+        let mut m = route_message(r);
+        m.header.protocol = RouteProtocol::Unspec;
+        if r.scope.is_none() {
+            // RT_SCOPE_NOWHERE is the kernel's wildcard for deletes.
+            m.header.scope = RouteScope::NoWhere;
+        }
+        self.request(RouteNetlinkMessage::DelRoute(m), 0, &|| {
             format!("delete route {}", describe(r))
         })
         .map(|_| ())

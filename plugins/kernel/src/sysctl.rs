@@ -42,6 +42,26 @@ pub fn ensure(key: &str, value: &str) -> Result<()> {
     write(key, value)
 }
 
+/// Turn on IP forwarding in the caller's namespace for the families of
+/// `addrs` (`net.ipv4.ip_forward`, `net.ipv6.conf.all.forwarding`).
+pub fn enable_forwarding<'a>(addrs: impl IntoIterator<Item = &'a std::net::IpAddr>) -> Result<()> {
+    let (mut v4, mut v6) = (false, false);
+    for a in addrs {
+        if a.is_ipv4() {
+            v4 = true;
+        } else {
+            v6 = true;
+        }
+    }
+    if v4 {
+        ensure("net/ipv4/ip_forward", "1")?;
+    }
+    if v6 {
+        ensure("net/ipv6/conf/all/forwarding", "1")?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

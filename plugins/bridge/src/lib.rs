@@ -1,0 +1,683 @@
+//! The bridge plugin: a veth pair per container, the host end enslaved to a
+//! Linux bridge on the host, addresses from IPAM on the container end.
+//!
+//! ADD: ensure the bridge, create the veth pair straight into the container,
+//! enslave and configure the host port, run IPAM, configure the container
+//! interface, give the bridge the gateway address, enable forwarding, add
+//! masquerade and MAC spoof-check rules. Any failure undoes what was done.
+//! DEL: IPAM release, container link, rules; each step tolerates absence.
+//! CHECK, GC and STATUS as the spec asks, forwarding to IPAM.
+
+use cni::delegate::{ipam_add, ipam_exec};
+use cni::rollback::Rollback;
+use cni::{CniResult, Command, Error, Interface, NetConf, Plugin, Request, Result, Route};
+use cni_kernel::ipmasq::{self, Backend, Owner};
+use cni_kernel::link::{parse_mac, BridgePortSpec, BridgeSpec, Link};
+use cni_kernel::{container, iface, spoofcheck, sysctl, Family, Netlink, Netns};
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::time::Duration;
+
+pub struct Bridge;
+
+/// The bridge when the config names none.
+const DEFAULT_BRIDGE: &str = "cni0";
+
+/// How long to wait for the new port to be operationally up.
+const PORT_UP_TIMEOUT: Duration = Duration::from_millis(2500);
+
+/// CNI_ARGS keys this plugin (or its IPAM) understands.
+const KNOWN_ARGS: &[&str] = &["MAC", "IP", "GATEWAY"];
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Conf {
+    #[serde(flatten)]
+    net: NetConf,
+    #[serde(default)]
+    bridge: Option<String>,
+    #[serde(default)]
+    is_gateway: bool,
+    #[serde(default)]
+    is_default_gateway: bool,
+    #[serde(default)]
+    force_address: bool,
+    #[serde(default)]
+    ip_masq: bool,
+    #[serde(default)]
+    ip_masq_backend: Option<String>,
+    #[serde(default)]
+    mtu: Option<u32>,
+    #[serde(default)]
+    hairpin_mode: bool,
+    #[serde(default)]
+    promisc_mode: bool,
+    #[serde(default)]
+    vlan: Option<i64>,
+    #[serde(default)]
+    vlan_trunk: Option<serde_json::Value>,
+    #[serde(default)]
+    preserve_default_vlan: Option<bool>,
+    #[serde(default, rename = "enabledad")]
+    enable_dad: bool,
+    #[serde(default)]
+    macspoofchk: bool,
+    #[serde(default)]
+    disable_container_interface: bool,
+    #[serde(default)]
+    port_isolation: bool,
+}
+
+impl Conf {
+    fn load(req: &Request) -> Result<Conf> {
+        let mut c: Conf = req.parse_config()?;
+        c.validate()?;
+        if c.is_default_gateway {
+            c.is_gateway = true;
+        }
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<()> {
+        // VLAN filtering needs a kernel feature these hosts lack; refuse
+        // rather than silently wire an untagged port.
+        if self.vlan.is_some_and(|v| v != 0) {
+            return Err(Error::unsupported(format!(
+                "vlan: {} is not supported by this build (bridge VLAN filtering is not available)",
+                self.vlan.unwrap_or_default()
+            )));
+        }
+        if let Some(t) = &self.vlan_trunk {
+            if !t.is_null() && t.as_array().is_none_or(|a| !a.is_empty()) {
+                return Err(Error::unsupported(format!(
+                    "vlanTrunk: {t} is not supported by this build (bridge VLAN filtering is not available)"
+                )));
+            }
+        }
+        if self.preserve_default_vlan == Some(true) {
+            return Err(Error::unsupported(
+                "preserveDefaultVlan: true is not supported by this build (bridge VLAN filtering is not available)",
+            ));
+        }
+        if self.hairpin_mode && self.promisc_mode {
+            return Err(Error::config(
+                "cannot set hairpinMode and promiscMode at the same time",
+            ));
+        }
+        if self.disable_container_interface && self.net.ipam_type().is_some() {
+            return Err(Error::config(
+                "disableContainerInterface cannot be used with ipam: an interface left down cannot use addresses",
+            ));
+        }
+        Backend::parse(self.ip_masq_backend.as_deref()).map_err(Error::config)?;
+        if let Some(name) = &self.bridge {
+            cni::validate::interface_name(name)
+                .map_err(|e| Error::config(format!("bridge: {}: {}", e.msg, e.details)))?;
+        }
+        Ok(())
+    }
+
+    fn bridge_name(&self) -> &str {
+        self.bridge.as_deref().unwrap_or(DEFAULT_BRIDGE)
+    }
+
+    fn backend(&self) -> Backend {
+        Backend::parse(self.ip_masq_backend.as_deref()).unwrap_or(Backend::Nftables)
+    }
+}
+
+fn owner(req: &Request) -> Owner<'_> {
+    Owner {
+        network: &req.net.name,
+        ifname: &req.ifname,
+        container_id: &req.container_id,
+    }
+}
+
+fn netns_path(req: &Request) -> Result<&std::path::Path> {
+    req.netns
+        .as_deref()
+        .ok_or_else(|| Error::env("required env variables [CNI_NETNS] missing"))
+}
+
+/// Find or create the bridge and bring it up.
+fn ensure_bridge(nl: &mut Netlink, conf: &Conf) -> Result<Link> {
+    let name = conf.bridge_name();
+    let existing = match nl.link_by_name(name) {
+        Ok(l) => Some(l),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(e.into()),
+    };
+    let br = match existing {
+        Some(l) if l.kind.as_deref() != Some("bridge") => {
+            return Err(Error::plugin(format!(
+                "{name:?} already exists but is not a bridge (it is a {})",
+                l.kind.as_deref().unwrap_or("device without a kind")
+            )))
+        }
+        Some(l) => l,
+        None => {
+            match nl.create_bridge(&BridgeSpec {
+                name: name.to_string(),
+                mtu: conf.mtu,
+                vlan_filtering: None,
+            }) {
+                // Another ADD may have created it a moment ago.
+                Ok(()) => {}
+                Err(e) if e.is(libc::EEXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let l = nl.link_by_name(name)?;
+            // A bridge should not autoconfigure from router adverts on the
+            // container network.
+            let key = format!("net/ipv6/conf/{name}/accept_ra");
+            if sysctl::read(&key).is_ok() {
+                sysctl::ensure(&key, "0")?;
+            }
+            l
+        }
+    };
+    if conf.promisc_mode && !br.is_promisc() {
+        nl.set_promisc(br.index, true)?;
+    }
+    if !br.is_up() {
+        nl.set_up(br.index)?;
+    }
+    Ok(br)
+}
+
+/// The gateway of an address: the one IPAM gave, or with `isGateway` the
+/// subnet's first address.
+fn gateway_for(addr: &IpNet, given: Option<IpAddr>) -> Option<IpAddr> {
+    given.or_else(|| {
+        let first = match addr.network() {
+            IpAddr::V4(n) => IpAddr::V4(std::net::Ipv4Addr::from(u32::from(n).wrapping_add(1))),
+            IpAddr::V6(n) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(n).wrapping_add(1))),
+        };
+        Some(first)
+    })
+}
+
+/// Put `gw` (with its subnet's prefix) on the bridge, as the reference does:
+/// an equal address is fine; a different IPv4 address, or an overlapping
+/// IPv6 one, is replaced with `forceAddress` and an error without.
+fn ensure_bridge_addr(nl: &mut Netlink, br: &Link, gw: IpNet, force: bool) -> Result<()> {
+    let family = Family::of(&gw.addr());
+    for a in nl.addrs(Some(br.index), Some(family))? {
+        if a.net == gw {
+            return Ok(());
+        }
+        if matches!(a.net.addr(), IpAddr::V6(v6) if v6.is_unicast_link_local()) {
+            continue;
+        }
+        let overlaps =
+            family == Family::V4 || a.net.contains(&gw.addr()) || gw.contains(&a.net.addr());
+        if overlaps {
+            if force {
+                nl.del_addr(br.index, &a.net)?;
+            } else {
+                return Err(Error::plugin(format!(
+                    "{:?} already has an IP address different from {gw}",
+                    br.name
+                )));
+            }
+        }
+    }
+    nl.add_addr(br.index, &gw)?;
+    // Pin the bridge's MAC; otherwise it follows the lowest port MAC and
+    // changes as containers come and go.
+    if let Some(mac) = &br.mac {
+        nl.set_mac(br.index, mac)?;
+    }
+    Ok(())
+}
+
+impl Plugin for Bridge {
+    fn name(&self) -> &str {
+        "bridge"
+    }
+
+    fn add(&self, req: &Request) -> Result<CniResult> {
+        let conf = Conf::load(req)?;
+        let mac = match req.requested_mac(KNOWN_ARGS)? {
+            Some(m) => Some(parse_mac(&m).ok_or_else(|| {
+                Error::config(format!(
+                    "mac: {m:?} is not a MAC address like 0a:58:0a:01:00:02"
+                ))
+            })?),
+            None => None,
+        };
+        let ns = Netns::open(netns_path(req)?)?;
+        let mut host = Netlink::open()?;
+        let mut cnl = Netlink::open_in(&ns)?;
+        let mut undo = Rollback::new();
+
+        // Host side: the bridge and a port for this container.
+        let br = ensure_bridge(&mut host, &conf)?;
+        let (host_if, cont_if) =
+            container::create_veth_pair(&mut host, &ns, &mut cnl, &req.ifname, conf.mtu, mac)?;
+        let host_index = host_if.index;
+        undo.push(format!("delete veth {}", host_if.name), move || {
+            let mut nl = Netlink::open().map_err(|e| e.to_string())?;
+            nl.del_link(host_index).map_err(|e| e.to_string())
+        });
+
+        let ifname = req.ifname.clone();
+        let enable_dad = conf.enable_dad;
+        ns.run(move || -> cni_kernel::Result<()> {
+            // Without DAD the addresses are usable at once; arp_notify makes
+            // the container announce itself when its link comes up.
+            let dad = format!("net/ipv6/conf/{ifname}/accept_dad");
+            if !enable_dad && sysctl::read(&dad).is_ok() {
+                sysctl::write(&dad, "0")?;
+            }
+            sysctl::write(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1")
+        })??;
+
+        host.set_master(host_if.index, br.index)?;
+        if conf.hairpin_mode || conf.port_isolation {
+            host.set_bridge_port(
+                host_if.index,
+                &BridgePortSpec {
+                    hairpin: conf.hairpin_mode.then_some(true),
+                    isolated: conf.port_isolation.then_some(true),
+                },
+            )?;
+        }
+        host.set_up(host_if.index)?;
+        if !conf.disable_container_interface {
+            cnl.set_up(cont_if.index)?;
+            host.wait_oper_up(host_if.index, PORT_UP_TIMEOUT)
+                .map_err(|e| Error::plugin(format!("bridge port in error state: {e}")))?;
+        }
+
+        let mut result = CniResult {
+            interfaces: vec![
+                Interface {
+                    name: br.name.clone(),
+                    mac: br.mac_string(),
+                    ..Default::default()
+                },
+                Interface {
+                    name: host_if.name.clone(),
+                    mac: host_if.mac_string(),
+                    ..Default::default()
+                },
+                Interface {
+                    name: req.ifname.clone(),
+                    mac: cont_if.mac_string(),
+                    sandbox: Some(ns.path().display().to_string()),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+
+        if conf.net.ipam_type().is_some() {
+            let ipam = ipam_add(req)?;
+            let rq = req.clone();
+            undo.push("release IPAM addresses", move || {
+                ipam_exec(&rq, Command::Del).map_err(|e| e.to_string())
+            });
+            if ipam.ips.is_empty() {
+                return Err(Error::plugin("IPAM plugin returned missing IP config"));
+            }
+            result.ips = ipam.ips;
+            result.routes = ipam.routes;
+            result.dns = ipam.dns;
+            for ip in &mut result.ips {
+                ip.interface = Some(2);
+                if conf.is_gateway {
+                    ip.gateway = gateway_for(&ip.address, ip.gateway);
+                }
+            }
+            if conf.is_default_gateway {
+                add_default_routes(&mut result);
+            }
+            iface::configure(&ns, &mut cnl, &req.ifname, &result)?;
+
+            if conf.is_gateway {
+                for ip in &result.ips {
+                    if let Some(gw) = ip.gateway {
+                        let net = IpNet::new(gw, ip.address.prefix_len())
+                            .map_err(|e| Error::plugin(format!("gateway {gw}: {e}")))?;
+                        ensure_bridge_addr(&mut host, &br, net, conf.force_address)?;
+                    }
+                }
+            }
+            sysctl::enable_forwarding(
+                result
+                    .ips
+                    .iter()
+                    .map(|ip| ip.address.addr())
+                    .collect::<Vec<_>>()
+                    .iter(),
+            )?;
+
+            if conf.ip_masq {
+                let nets: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
+                ipmasq::setup(conf.backend(), &nets, &owner(req))?;
+                let (n, i, c) = (
+                    req.net.name.clone(),
+                    req.ifname.clone(),
+                    req.container_id.clone(),
+                );
+                undo.push("remove ipMasq rules", move || {
+                    let o = Owner {
+                        network: &n,
+                        ifname: &i,
+                        container_id: &c,
+                    };
+                    ipmasq::teardown(&nets, &o).map_err(|e| e.to_string())
+                });
+            }
+        }
+
+        if conf.macspoofchk {
+            let mac = cont_if.mac_string().unwrap_or_default();
+            let id = spoofcheck::ref_id(&req.container_id, &req.ifname);
+            spoofcheck::setup(&host_if.name, &mac, &id)?;
+            undo.push("remove MAC spoof check", move || {
+                spoofcheck::teardown(&id).map_err(|e| e.to_string())
+            });
+        }
+
+        // The bridge's MAC may have changed with the gateway address.
+        result.interfaces[0].mac = host.link_by_index(br.index)?.mac_string();
+        if let Some(dns) = &conf.net.dns {
+            result.dns = dns.clone();
+        }
+        undo.commit();
+        Ok(result)
+    }
+
+    fn del(&self, req: &Request) -> Result<()> {
+        let conf = Conf::load(req)?;
+        let mut errors: Vec<String> = Vec::new();
+        // IPAM first: its release must happen even when the namespace is gone.
+        if conf.net.ipam_type().is_some() {
+            if let Err(e) = ipam_exec(req, Command::Del) {
+                errors.push(e.to_string());
+            }
+        }
+        let mut addrs = Vec::new();
+        if let Some(path) = &req.netns {
+            match container::delete_iface(path, &req.ifname) {
+                Ok(a) => addrs = a,
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        if conf.macspoofchk {
+            if let Err(e) =
+                spoofcheck::teardown(&spoofcheck::ref_id(&req.container_id, &req.ifname))
+            {
+                errors.push(e.to_string());
+            }
+        }
+        if conf.ip_masq {
+            if let Some(prev) = req.net.prev_result().ok().flatten() {
+                addrs.extend(prev.ips.iter().map(|ip| ip.address));
+            }
+            addrs.dedup();
+            if let Err(e) = ipmasq::teardown(&addrs, &owner(req)) {
+                errors.push(e.to_string());
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::plugin(errors.join("; ")))
+        }
+    }
+
+    fn check(&self, req: &Request) -> Result<()> {
+        let conf = Conf::load(req)?;
+        let prev = req
+            .net
+            .prev_result()?
+            .ok_or_else(|| Error::config("bridge: required prevResult missing"))?;
+        if conf.net.ipam_type().is_some() {
+            ipam_exec(req, Command::Check)?;
+        }
+        let ns = Netns::open(netns_path(req)?)?;
+        let path = ns.path().display().to_string();
+        let cont_index = prev
+            .interfaces
+            .iter()
+            .position(|i| i.name == req.ifname && i.sandbox.as_deref() == Some(path.as_str()))
+            .ok_or_else(|| {
+                Error::plugin(format!(
+                    "prevResult has no interface {} in sandbox {path}",
+                    req.ifname
+                ))
+            })?;
+        let mut cnl = Netlink::open_in(&ns)?;
+        let cont = container::check_iface(&mut cnl, &req.ifname, &prev, cont_index)?;
+        if cont.kind.as_deref() != Some("veth") {
+            return Err(Error::plugin(format!(
+                "container interface {} is not a veth",
+                req.ifname
+            )));
+        }
+
+        let mut host = Netlink::open()?;
+        let br = host
+            .link_by_name(conf.bridge_name())
+            .map_err(|e| Error::plugin(format!("bridge {} is missing: {e}", conf.bridge_name())))?;
+        if br.kind.as_deref() != Some("bridge") {
+            return Err(Error::plugin(format!("{} is not a bridge", br.name)));
+        }
+        let peer = cont.peer_index.ok_or_else(|| {
+            Error::plugin(format!(
+                "container interface {} has no veth peer",
+                req.ifname
+            ))
+        })?;
+        let host_if = host
+            .link_by_index(peer)
+            .map_err(|e| Error::plugin(format!("host end of {} is missing: {e}", req.ifname)))?;
+        if host_if.master != Some(br.index) {
+            return Err(Error::plugin(format!(
+                "host veth {} is not attached to bridge {}",
+                host_if.name, br.name
+            )));
+        }
+        if !prev
+            .interfaces
+            .iter()
+            .any(|i| i.name == host_if.name && i.sandbox.is_none())
+        {
+            return Err(Error::plugin(format!(
+                "host veth {} is not the one in prevResult",
+                host_if.name
+            )));
+        }
+        if conf.ip_masq {
+            let nets: Vec<IpNet> = prev.ips.iter().map(|ip| ip.address).collect();
+            if !ipmasq::check(conf.backend(), &nets, &owner(req))? {
+                return Err(Error::plugin(format!(
+                    "ipMasq rules for container {} are missing",
+                    req.container_id
+                )));
+            }
+        }
+        if conf.macspoofchk
+            && !spoofcheck::check(&spoofcheck::ref_id(&req.container_id, &req.ifname))?
+        {
+            return Err(Error::plugin(format!(
+                "MAC spoof-check rules for {} are missing",
+                host_if.name
+            )));
+        }
+        Ok(())
+    }
+
+    fn gc(&self, req: &Request) -> Result<()> {
+        let conf = Conf::load(req)?;
+        let keep: Vec<(String, String)> = req
+            .valid_attachments()?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| (a.container_id, a.ifname))
+            .collect();
+        let mut errors = Vec::new();
+        if let Err(e) = ipmasq::gc(&req.net.name, &keep) {
+            errors.push(e.to_string());
+        }
+        if conf.macspoofchk {
+            if let Err(e) = gc_spoofchecks() {
+                errors.push(e.to_string());
+            }
+        }
+        if conf.net.ipam_type().is_some() {
+            if let Err(e) = ipam_exec(req, Command::Gc) {
+                errors.push(e.to_string());
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::plugin(errors.join("; ")))
+        }
+    }
+
+    fn status(&self, req: &Request) -> Result<()> {
+        let conf = Conf::load(req)?;
+        if conf.net.ipam_type().is_some() {
+            ipam_exec(req, Command::Status)?;
+        }
+        Ok(())
+    }
+}
+
+/// Spoof checks carry no network name, so GC removes only those whose host
+/// port no longer exists: those can belong to no live attachment.
+fn gc_spoofchecks() -> Result<()> {
+    let mut nl = Netlink::open()?;
+    let ports: Vec<String> = nl.links()?.into_iter().map(|l| l.name).collect();
+    for (id, port) in spoofcheck::list_ports()? {
+        if !ports.contains(&port) {
+            spoofcheck::teardown(&id)?;
+        }
+    }
+    Ok(())
+}
+
+/// `isDefaultGateway`: a default route via the gateway for each family that
+/// has one, unless IPAM already gave a default route for that family.
+fn add_default_routes(result: &mut CniResult) {
+    for v4 in [true, false] {
+        let has_default = result
+            .routes
+            .iter()
+            .any(|r| r.dst.prefix_len() == 0 && r.dst.addr().is_ipv4() == v4);
+        if has_default {
+            continue;
+        }
+        let gw = result
+            .ips
+            .iter()
+            .find(|ip| ip.address.addr().is_ipv4() == v4)
+            .and_then(|ip| ip.gateway);
+        if let Some(gw) = gw {
+            let dst: IpNet = if v4 {
+                IpNet::V4(ipnet::Ipv4Net::default())
+            } else {
+                IpNet::V6(ipnet::Ipv6Net::default())
+            };
+            result.routes.push(Route::new(dst, Some(gw)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conf(json: &str) -> Result<Conf> {
+        let c: Conf = cni::types::parse_config(json.as_bytes())?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn vlan_keys_are_refused_with_code_2() {
+        for bad in [
+            r#""vlan": 100"#,
+            r#""vlanTrunk": [{"id": 5}]"#,
+            r#""preserveDefaultVlan": true"#,
+        ] {
+            let e = conf(&format!(r#"{{"name":"n",{bad}}}"#)).unwrap_err();
+            assert_eq!(e.code, 2, "{bad}");
+            let key = bad.split('"').nth(1).unwrap();
+            assert!(e.msg.starts_with(key), "{}", e.msg);
+        }
+        conf(r#"{"name":"n","vlan":0,"vlanTrunk":[],"preserveDefaultVlan":false}"#).unwrap();
+    }
+
+    #[test]
+    fn conflicting_keys_are_code_7() {
+        let e = conf(r#"{"name":"n","hairpinMode":true,"promiscMode":true}"#).unwrap_err();
+        assert_eq!(e.code, 7);
+        let e =
+            conf(r#"{"name":"n","disableContainerInterface":true,"ipam":{"type":"host-local"}}"#)
+                .unwrap_err();
+        assert_eq!(e.code, 7);
+        let e = conf(r#"{"name":"n","ipMasqBackend":"pf"}"#).unwrap_err();
+        assert_eq!(e.code, 7);
+        let e = conf(r#"{"name":"n","bridge":"a-name-that-is-too-long"}"#).unwrap_err();
+        assert_eq!(e.code, 7);
+        assert!(e.msg.starts_with("bridge:"));
+    }
+
+    #[test]
+    fn defaults() {
+        let c = conf(r#"{"name":"n"}"#).unwrap();
+        assert_eq!(c.bridge_name(), "cni0");
+        assert_eq!(c.backend(), Backend::Nftables);
+        assert!(!c.enable_dad);
+        let c = conf(r#"{"name":"n","enabledad":true,"bridge":"br9"}"#).unwrap();
+        assert!(c.enable_dad);
+        assert_eq!(c.bridge_name(), "br9");
+    }
+
+    #[test]
+    fn gateway_defaults_to_first_address() {
+        let a: IpNet = "10.1.2.7/24".parse().unwrap();
+        assert_eq!(gateway_for(&a, None), Some("10.1.2.1".parse().unwrap()));
+        let a: IpNet = "fd00:1::9/64".parse().unwrap();
+        assert_eq!(gateway_for(&a, None), Some("fd00:1::1".parse().unwrap()));
+        assert_eq!(
+            gateway_for(&a, Some("fd00:1::fe".parse().unwrap())),
+            Some("fd00:1::fe".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn default_routes_only_where_missing() {
+        let mut r = CniResult {
+            ips: vec![
+                cni::IpConfig {
+                    interface: Some(2),
+                    address: "10.1.0.2/24".parse().unwrap(),
+                    gateway: Some("10.1.0.1".parse().unwrap()),
+                },
+                cni::IpConfig {
+                    interface: Some(2),
+                    address: "fd00::2/64".parse().unwrap(),
+                    gateway: Some("fd00::1".parse().unwrap()),
+                },
+            ],
+            routes: vec![Route::new(
+                "::/0".parse().unwrap(),
+                Some("fd00::fe".parse().unwrap()),
+            )],
+            ..Default::default()
+        };
+        add_default_routes(&mut r);
+        assert_eq!(r.routes.len(), 2);
+        assert_eq!(r.routes[1].dst.to_string(), "0.0.0.0/0");
+        assert_eq!(r.routes[1].gw, Some("10.1.0.1".parse().unwrap()));
+    }
+}

@@ -1,0 +1,154 @@
+//! The container end of an attachment: creating a veth pair into the
+//! container, removing the container interface on DEL, and checking it
+//! against a previous result on CHECK. Shared by bridge, ptp and the
+//! interface plugins that follow.
+
+use crate::addr::Family;
+use crate::error::Error;
+use crate::link::{Link, VethSpec};
+use crate::netlink::Netlink;
+use crate::netns::Netns;
+use crate::random;
+use cni::CniResult;
+use ipnet::IpNet;
+use std::path::Path;
+
+/// How many random host-side names to try before giving up.
+const NAME_TRIES: usize = 10;
+
+/// A veth pair: the container end `ifname` made directly inside `ns`, the
+/// host end with a fresh `veth…` name in the caller's namespace.
+pub fn create_veth_pair(
+    host: &mut Netlink,
+    ns: &Netns,
+    cnl: &mut Netlink,
+    ifname: &str,
+    mtu: Option<u32>,
+    mac: Option<Vec<u8>>,
+) -> cni::Result<(Link, Link)> {
+    match cnl.link_by_name(ifname) {
+        Ok(_) => {
+            return Err(cni::Error::plugin(format!(
+                "container veth name {ifname:?} already exists in {}",
+                ns.path().display()
+            )))
+        }
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e.into()),
+    }
+    for _ in 0..NAME_TRIES {
+        let name = random::veth_name()?;
+        let spec = VethSpec {
+            name: name.clone(),
+            peer_name: ifname.to_string(),
+            mtu,
+            mac: None,
+            peer_mac: mac.clone(),
+            peer_netns: Some(ns),
+        };
+        match host.create_veth(&spec) {
+            Ok(()) => {
+                let h = host.link_by_name(&name)?;
+                let c = cnl.link_by_name(ifname)?;
+                return Ok((h, c));
+            }
+            // EEXIST names the host end when that name is taken here; try another.
+            Err(e) if e.is(libc::EEXIST) && host.link_by_name(&name).is_ok() => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(cni::Error::plugin(format!(
+        "failed to find a free host veth name in {NAME_TRIES} tries"
+    )))
+}
+
+/// Remove `ifname` from the namespace at `netns` and return the addresses it
+/// had. Succeeds, returning none, when the namespace or the link is gone
+/// already: DEL must be repeatable.
+pub fn delete_iface(netns: &Path, ifname: &str) -> Result<Vec<IpNet>, Error> {
+    let ns = match Netns::open(netns) {
+        Ok(ns) => ns,
+        Err(e) if e.is_not_found() => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut nl = Netlink::open_in(&ns)?;
+    let link = match nl.link_by_name(ifname) {
+        Ok(l) => l,
+        Err(e) if e.is_not_found() => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let addrs = nl
+        .addrs(Some(link.index), None)?
+        .into_iter()
+        .map(|a| a.net)
+        .filter(|n| !is_link_local(n))
+        .collect();
+    match nl.del_link(link.index) {
+        Ok(()) => Ok(addrs),
+        Err(e) if e.is_not_found() => Ok(addrs),
+        Err(e) => Err(e.context(format!("delete {ifname} in {}", netns.display()))),
+    }
+}
+
+fn is_link_local(n: &IpNet) -> bool {
+    match n {
+        IpNet::V4(v4) => v4.addr().is_link_local(),
+        IpNet::V6(v6) => (v6.addr().segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
+/// CHECK of the container interface: it exists, has the MAC, addresses and
+/// routes `prev` says it was given. `index` is its position in
+/// `prev.interfaces`. Returns the link.
+pub fn check_iface(
+    cnl: &mut Netlink,
+    ifname: &str,
+    prev: &CniResult,
+    index: usize,
+) -> cni::Result<Link> {
+    let link = cnl
+        .link_by_name(ifname)
+        .map_err(|e| cni::Error::plugin(format!("container interface {ifname} is missing: {e}")))?;
+    if let Some(want) = prev.interfaces.get(index).and_then(|i| i.mac.as_deref()) {
+        let have = link.mac_string().unwrap_or_default();
+        if !have.eq_ignore_ascii_case(want) {
+            return Err(cni::Error::plugin(format!(
+                "container interface {ifname} has MAC {have}, expected {want}"
+            )));
+        }
+    }
+    let addrs = cnl.addrs(Some(link.index), None)?;
+    for ip in prev.ips.iter().filter(|ip| ip.interface == Some(index)) {
+        if !addrs.iter().any(|a| a.net == ip.address) {
+            return Err(cni::Error::plugin(format!(
+                "container interface {ifname} is missing address {}",
+                ip.address
+            )));
+        }
+    }
+    let mut routes = Vec::new();
+    for family in [Family::V4, Family::V6] {
+        if prev
+            .routes
+            .iter()
+            .any(|r| Family::of(&r.dst.addr()) == family)
+        {
+            routes.extend(cnl.routes(family)?);
+        }
+    }
+    for r in &prev.routes {
+        let found = routes.iter().any(|k| {
+            k.dst == r.dst.trunc()
+                && (r.gw.is_none() || k.gw == r.gw)
+                && k.table == Some(r.table.unwrap_or(254))
+        });
+        if !found {
+            return Err(cni::Error::plugin(format!(
+                "container route {}{} is missing",
+                r.dst,
+                r.gw.map(|g| format!(" via {g}")).unwrap_or_default()
+            )));
+        }
+    }
+    Ok(link)
+}
