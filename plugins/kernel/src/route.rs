@@ -12,6 +12,9 @@ use netlink_packet_route::route::{
 use netlink_packet_route::RouteNetlinkMessage;
 use std::net::IpAddr;
 
+/// Route scopes (`link`, `universe`, ...), as callers name them.
+pub use netlink_packet_route::route::RouteScope as Scope;
+
 /// A route, as added or as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {

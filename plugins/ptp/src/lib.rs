@@ -1,0 +1,391 @@
+//! The ptp plugin: a point-to-point veth pair per container, routed through
+//! the host rather than bridged.
+//!
+//! ADD: run IPAM, enable forwarding, create the veth pair straight into the
+//! container, configure the container end so that everything goes via the
+//! gateway (a link-scope route to the gateway, the subnet via the gateway),
+//! put the gateway address on the host end as a /32 (/128) with a host route
+//! to each container address, add masquerade rules. Any failure undoes what
+//! was done. DEL, CHECK, GC and STATUS as for bridge.
+
+use cni::delegate::{ipam_add, ipam_exec};
+use cni::rollback::Rollback;
+use cni::{CniResult, Command, Error, Interface, NetConf, Plugin, Request, Result};
+use cni_kernel::ipmasq::{self, Backend, Owner};
+use cni_kernel::route::{Route as KRoute, Scope};
+use cni_kernel::{container, iface, sysctl, Family, Netlink, Netns};
+use ipnet::IpNet;
+use serde::Deserialize;
+
+pub struct Ptp;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Conf {
+    #[serde(flatten)]
+    net: NetConf,
+    #[serde(default)]
+    ip_masq: bool,
+    #[serde(default)]
+    ip_masq_backend: Option<String>,
+    #[serde(default)]
+    mtu: Option<u32>,
+}
+
+impl Conf {
+    fn load(req: &Request) -> Result<Conf> {
+        let c: Conf = req.parse_config()?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.net.ipam_type().is_none() {
+            return Err(Error::config(
+                "ipam: ptp needs an IPAM plugin (\"ipam\": {\"type\": ...})",
+            ));
+        }
+        Backend::parse(self.ip_masq_backend.as_deref()).map_err(Error::config)?;
+        Ok(())
+    }
+
+    fn backend(&self) -> Backend {
+        Backend::parse(self.ip_masq_backend.as_deref()).unwrap_or(Backend::Nftables)
+    }
+}
+
+fn owner(req: &Request) -> Owner<'_> {
+    Owner {
+        network: &req.net.name,
+        ifname: &req.ifname,
+        container_id: &req.container_id,
+    }
+}
+
+/// A host-length prefix for `ip`: /32 or /128.
+fn host_net(ip: std::net::IpAddr) -> IpNet {
+    IpNet::from(ip)
+}
+
+impl Plugin for Ptp {
+    fn name(&self) -> &str {
+        "ptp"
+    }
+
+    fn add(&self, req: &Request) -> Result<CniResult> {
+        let conf = Conf::load(req)?;
+        let path = req
+            .netns
+            .as_deref()
+            .ok_or_else(|| Error::env("required env variables [CNI_NETNS] missing"))?;
+        let ns = Netns::open(path)?;
+        let mut host = Netlink::open()?;
+        let mut cnl = Netlink::open_in(&ns)?;
+        let mut undo = Rollback::new();
+
+        let ipam = ipam_add(req)?;
+        let rq = req.clone();
+        undo.push("release IPAM addresses", move || {
+            ipam_exec(&rq, Command::Del).map_err(|e| e.to_string())
+        });
+        if ipam.ips.is_empty() {
+            return Err(Error::plugin("IPAM plugin returned missing IP config"));
+        }
+        for ip in &ipam.ips {
+            if ip.gateway.is_none() {
+                return Err(Error::plugin(format!(
+                    "IPAM gave {} no gateway; ptp routes everything via the gateway",
+                    ip.address
+                )));
+            }
+        }
+        sysctl::enable_forwarding(
+            ipam.ips
+                .iter()
+                .map(|ip| ip.address.addr())
+                .collect::<Vec<_>>()
+                .iter(),
+        )?;
+
+        let (host_if, cont_if) =
+            container::create_veth_pair(&mut host, &ns, &mut cnl, &req.ifname, conf.mtu, None)?;
+        let host_index = host_if.index;
+        undo.push(format!("delete veth {}", host_if.name), move || {
+            let mut nl = Netlink::open().map_err(|e| e.to_string())?;
+            nl.del_link(host_index).map_err(|e| e.to_string())
+        });
+
+        let mut result = CniResult {
+            interfaces: vec![
+                Interface {
+                    name: host_if.name.clone(),
+                    mac: host_if.mac_string(),
+                    ..Default::default()
+                },
+                Interface {
+                    name: req.ifname.clone(),
+                    mac: cont_if.mac_string(),
+                    sandbox: Some(ns.path().display().to_string()),
+                    ..Default::default()
+                },
+            ],
+            ips: ipam.ips,
+            routes: ipam.routes,
+            dns: ipam.dns,
+        };
+        for ip in &mut result.ips {
+            ip.interface = Some(1);
+        }
+
+        // A point-to-point link has exactly two ends, both ours: duplicate
+        // address detection can find nothing and would only hold IPv6
+        // addresses back for a second or more, so switch it off on both.
+        // Both ends must be up for the container's link to carry packets.
+        let ifname = req.ifname.clone();
+        ns.run(move || disable_dad(&ifname))??;
+        disable_dad(&host_if.name)?;
+        host.set_up(host_if.index)?;
+
+        // Container side: addresses and IPAM's routes, then replace the
+        // kernel's on-link subnet route by "gateway on the link, subnet via
+        // the gateway", so every packet goes through the host.
+        iface::configure(&ns, &mut cnl, &req.ifname, &result)?;
+        for ip in &result.ips {
+            let Some(gw) = ip.gateway else { continue };
+            let subnet = ip.address.trunc();
+            match cnl.del_route(&KRoute::new(subnet).dev(cont_if.index)) {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+            let mut to_gw = KRoute::new(host_net(gw))
+                .dev(cont_if.index)
+                .scope(Scope::Link);
+            to_gw.src = Some(ip.address.addr());
+            add_route(&mut cnl, &to_gw)?;
+            let mut via_gw = KRoute::new(subnet).dev(cont_if.index).via(gw);
+            via_gw.src = Some(ip.address.addr());
+            add_route(&mut cnl, &via_gw)?;
+        }
+
+        // Host side: the gateway addresses on our end, and a route to each
+        // container address through it.
+        for ip in &result.ips {
+            if let Some(gw) = ip.gateway {
+                match host.add_addr(host_if.index, &host_net(gw)) {
+                    Ok(()) => {}
+                    Err(e) if e.is(libc::EEXIST) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let route = KRoute::new(host_net(ip.address.addr()))
+                .dev(host_if.index)
+                .scope(Scope::Link);
+            add_route(&mut host, &route)?;
+        }
+
+        if conf.ip_masq {
+            let nets: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
+            ipmasq::setup(conf.backend(), &nets, &owner(req))?;
+            let (n, i, c) = (
+                req.net.name.clone(),
+                req.ifname.clone(),
+                req.container_id.clone(),
+            );
+            undo.push("remove ipMasq rules", move || {
+                let o = Owner {
+                    network: &n,
+                    ifname: &i,
+                    container_id: &c,
+                };
+                ipmasq::teardown(&nets, &o).map_err(|e| e.to_string())
+            });
+        }
+        if let Some(dns) = &conf.net.dns {
+            result.dns = dns.clone();
+        }
+        undo.commit();
+        Ok(result)
+    }
+
+    fn del(&self, req: &Request) -> Result<()> {
+        let conf = Conf::load(req)?;
+        let mut errors: Vec<String> = Vec::new();
+        if let Err(e) = ipam_exec(req, Command::Del) {
+            errors.push(e.to_string());
+        }
+        let mut addrs = Vec::new();
+        if let Some(path) = &req.netns {
+            match container::delete_iface(path, &req.ifname) {
+                Ok(a) => addrs = a,
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        if conf.ip_masq {
+            if let Some(prev) = req.net.prev_result().ok().flatten() {
+                addrs.extend(prev.ips.iter().map(|ip| ip.address));
+            }
+            addrs.dedup();
+            if let Err(e) = ipmasq::teardown(&addrs, &owner(req)) {
+                errors.push(e.to_string());
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::plugin(errors.join("; ")))
+        }
+    }
+
+    fn check(&self, req: &Request) -> Result<()> {
+        let conf = Conf::load(req)?;
+        let prev = req
+            .net
+            .prev_result()?
+            .ok_or_else(|| Error::config("ptp: required prevResult missing"))?;
+        ipam_exec(req, Command::Check)?;
+        let path = req
+            .netns
+            .as_deref()
+            .ok_or_else(|| Error::env("required env variables [CNI_NETNS] missing"))?;
+        let ns = Netns::open(path)?;
+        let sandbox = ns.path().display().to_string();
+        let cont_index = prev
+            .interfaces
+            .iter()
+            .position(|i| i.name == req.ifname && i.sandbox.as_deref() == Some(sandbox.as_str()))
+            .ok_or_else(|| {
+                Error::plugin(format!(
+                    "prevResult has no interface {} in sandbox {sandbox}",
+                    req.ifname
+                ))
+            })?;
+        let mut cnl = Netlink::open_in(&ns)?;
+        let cont = container::check_iface(&mut cnl, &req.ifname, &prev, cont_index)?;
+        let peer = cont.peer_index.ok_or_else(|| {
+            Error::plugin(format!(
+                "container interface {} has no veth peer",
+                req.ifname
+            ))
+        })?;
+        let mut host = Netlink::open()?;
+        let host_if = host
+            .link_by_index(peer)
+            .map_err(|e| Error::plugin(format!("host end of {} is missing: {e}", req.ifname)))?;
+        let host_addrs = host.addrs(Some(host_if.index), None)?;
+        for ip in prev
+            .ips
+            .iter()
+            .filter(|ip| ip.interface == Some(cont_index))
+        {
+            if let Some(gw) = ip.gateway {
+                if !host_addrs.iter().any(|a| a.net == host_net(gw)) {
+                    return Err(Error::plugin(format!(
+                        "host veth {} is missing gateway address {gw}",
+                        host_if.name
+                    )));
+                }
+            }
+            let family = Family::of(&ip.address.addr());
+            let want = host_net(ip.address.addr());
+            if !host
+                .routes(family)?
+                .iter()
+                .any(|r| r.dst == want && r.oif == Some(host_if.index))
+            {
+                return Err(Error::plugin(format!(
+                    "host route to {} via {} is missing",
+                    ip.address.addr(),
+                    host_if.name
+                )));
+            }
+        }
+        if conf.ip_masq {
+            let nets: Vec<IpNet> = prev.ips.iter().map(|ip| ip.address).collect();
+            if !ipmasq::check(conf.backend(), &nets, &owner(req))? {
+                return Err(Error::plugin(format!(
+                    "ipMasq rules for container {} are missing",
+                    req.container_id
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn gc(&self, req: &Request) -> Result<()> {
+        Conf::load(req)?;
+        let keep: Vec<(String, String)> = req
+            .valid_attachments()?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| (a.container_id, a.ifname))
+            .collect();
+        let mut errors = Vec::new();
+        if let Err(e) = ipmasq::gc(&req.net.name, &keep) {
+            errors.push(e.to_string());
+        }
+        if let Err(e) = ipam_exec(req, Command::Gc) {
+            errors.push(e.to_string());
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::plugin(errors.join("; ")))
+        }
+    }
+
+    fn status(&self, req: &Request) -> Result<()> {
+        Conf::load(req)?;
+        ipam_exec(req, Command::Status)
+    }
+}
+
+/// `net.ipv6.conf.<dev>.accept_dad = 0`, where IPv6 is enabled at all.
+fn disable_dad(dev: &str) -> cni_kernel::Result<()> {
+    let key = format!("net/ipv6/conf/{dev}/accept_dad");
+    if sysctl::read(&key).is_ok() {
+        sysctl::ensure(&key, "0")?;
+    }
+    Ok(())
+}
+
+fn add_route(nl: &mut Netlink, r: &KRoute) -> Result<()> {
+    match nl.add_route(r) {
+        Ok(()) => Ok(()),
+        Err(e) if e.is(libc::EEXIST) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipam_is_required() {
+        let c: Conf = cni::types::parse_config(br#"{"name":"n"}"#).unwrap();
+        assert_eq!(c.validate().unwrap_err().code, 7);
+        let c: Conf = cni::types::parse_config(
+            br#"{"name":"n","ipam":{"type":"host-local"},"ipMasqBackend":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.validate().unwrap_err().code, 7);
+        let c: Conf =
+            cni::types::parse_config(br#"{"name":"n","ipam":{"type":"host-local"},"mtu":1400}"#)
+                .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.mtu, Some(1400));
+    }
+
+    #[test]
+    fn host_nets() {
+        assert_eq!(
+            host_net("10.1.0.1".parse().unwrap()).to_string(),
+            "10.1.0.1/32"
+        );
+        assert_eq!(
+            host_net("fd00::1".parse().unwrap()).to_string(),
+            "fd00::1/128"
+        );
+    }
+}
