@@ -1,1 +1,437 @@
+//! host-local IPAM: hands out addresses from configured ranges and records
+//! each reservation as a file, in exactly the reference plugin's format, so
+//! this binary and the reference can replace each other on a live node.
+//!
+//! * [`ip`]: address maths (the only place it lives);
+//! * [`range`]: ranges, range sets, defaults, the round-robin order;
+//! * [`config`]: the configuration, validated;
+//! * [`store`]: the reference-compatible files and the lock;
+//! * [`index`]: a rebuildable cache that keeps ADD and DEL cheap at scale;
+//! * this module: the verbs.
+//!
+//! Error codes: 7 invalid configuration (also a requested address outside
+//! every range, or the gateway), 4 bad `CNI_ARGS`, and the plugin-specific
+//! codes below. The reference reports all of these as 999.
 
+pub mod config;
+pub mod index;
+pub mod ip;
+pub mod range;
+pub mod store;
+
+use cni::skel::Attachment;
+use cni::{CniResult, Error, IpConfig, Plugin, Request, Result};
+use config::Config;
+use index::Index;
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use store::{Owner, Store};
+
+/// The data directory could not be read or written.
+pub const ERR_STORE: u32 = cni::error::PLUGIN_FAILURE;
+/// A range set has no free address left.
+pub const ERR_EXHAUSTED: u32 = 101;
+/// A requested address is held by someone else.
+pub const ERR_UNAVAILABLE: u32 = 102;
+/// The container already holds an address on this interface (a second ADD).
+pub const ERR_DUPLICATE: u32 = 103;
+/// CHECK: the container's reservation is missing or differs from `prevResult`.
+pub const ERR_NOT_FOUND: u32 = 104;
+
+/// The plugin, for `cni::skel::run`.
+pub struct HostLocal;
+
+impl Plugin for HostLocal {
+    fn name(&self) -> &str {
+        "host-local"
+    }
+
+    fn add(&self, req: &Request) -> Result<CniResult> {
+        let cfg = Config::from_request(req, true)?;
+        allocate(&cfg, &req.container_id, &req.ifname)
+    }
+
+    fn del(&self, req: &Request) -> Result<()> {
+        let cfg = Config::from_request(req, false)?;
+        // The runtime's record of what ADD returned: a hint only, checked
+        // against the files; a malformed one must not make DEL fail.
+        let hints: Vec<IpAddr> = match req.net.prev_result() {
+            Ok(Some(r)) => r
+                .ips
+                .iter()
+                .map(|c| ip::canonical(c.address.addr()))
+                .collect(),
+            Ok(None) => Vec::new(),
+            Err(e) => {
+                log::warn!("ignoring unreadable prevResult on DEL: {e}");
+                Vec::new()
+            }
+        };
+        release(&cfg, &req.container_id, &req.ifname, &hints).map(|_| ())
+    }
+
+    fn check(&self, req: &Request) -> Result<()> {
+        let cfg = Config::from_request(req, false)?;
+        let prev = req.net.prev_result()?.map(|r| {
+            r.ips
+                .iter()
+                .map(|c| ip::canonical(c.address.addr()))
+                .collect::<Vec<_>>()
+        });
+        check(&cfg, &req.container_id, &req.ifname, prev.as_deref())
+    }
+
+    fn gc(&self, req: &Request) -> Result<()> {
+        let cfg = Config::from_request(req, false)?;
+        // libcni sends no list when it means "nothing is valid any more".
+        let keep = req.valid_attachments()?.unwrap_or_default();
+        gc(&cfg, &keep).map(|_| ())
+    }
+
+    fn status(&self, req: &Request) -> Result<()> {
+        let cfg = Config::from_request(req, false)?;
+        status(&cfg)
+    }
+}
+
+/// ADD: one address per range set for `(id, ifname)`, all under one lock;
+/// on any failure nothing taken by this call is left reserved.
+pub fn allocate(cfg: &Config, id: &str, ifname: &str) -> Result<CniResult> {
+    let store = Store::open(&cfg.data_dir, &cfg.name)?;
+    let mut idx = Index::load(&store, &cfg.range_sets)?;
+    let held = holdings(&store, &mut idx, id, ifname)?;
+    if let Some(a) = held
+        .iter()
+        .find(|a| cfg.range_sets.iter().any(|s| s.contains(**a)))
+    {
+        return Err(Error::new(
+            ERR_DUPLICATE,
+            format!(
+                "{a} has been allocated to {id} (interface {ifname}), duplicate allocation is not allowed"
+            ),
+        ));
+    }
+
+    idx.begin()?;
+    let mut taken = Vec::new();
+    match take_all(cfg, &store, &mut idx, id, ifname, &mut taken) {
+        Ok(ips) => {
+            idx.seal()?;
+            Ok(CniResult {
+                interfaces: Vec::new(),
+                ips,
+                routes: cfg.routes.clone(),
+                dns: cfg.dns.clone(),
+            })
+        }
+        Err(e) => {
+            for a in &taken {
+                if let Err(re) = store.release(*a) {
+                    log::error!("undo reservation of {a}: {re}");
+                }
+            }
+            // Leave the index unsealed if the undo fails: the next run rebuilds it.
+            if let Err(ie) = idx.remove(id, &taken).and_then(|()| idx.seal()) {
+                log::warn!("index update after failed ADD: {ie}");
+            }
+            Err(e)
+        }
+    }
+}
+
+fn take_all(
+    cfg: &Config,
+    store: &Store,
+    idx: &mut Index,
+    id: &str,
+    ifname: &str,
+    taken: &mut Vec<IpAddr>,
+) -> Result<Vec<IpConfig>> {
+    let owner = Owner {
+        id: id.to_string(),
+        ifname: Some(ifname.to_string()),
+    };
+    let mut ips = Vec::with_capacity(cfg.range_sets.len());
+    for (si, set) in cfg.range_sets.iter().enumerate() {
+        let a = match &cfg.requested[si] {
+            Some(r) => {
+                if !store.reserve(r.ip, id, ifname)? {
+                    return Err(Error::new(
+                        ERR_UNAVAILABLE,
+                        format!(
+                            "failed to allocate for range {si}: requested IP address {} ({}) is not available in range set {set}",
+                            r.ip, r.source
+                        ),
+                    ));
+                }
+                r.ip
+            }
+            None => find_free(store, idx, si, id, ifname)?.ok_or_else(|| {
+                Error::new(
+                    ERR_EXHAUSTED,
+                    format!(
+                        "failed to allocate for range {si}: no IP addresses available in range set: {set}"
+                    ),
+                )
+            })?,
+        };
+        taken.push(a);
+        idx.add(a, &owner)?;
+        store.set_last_reserved(si, a)?;
+        // Every address handed out lies in one range of this set.
+        let range = set
+            .range_for(a)
+            .map(|(_, r)| r)
+            .ok_or_else(|| Error::plugin(format!("internal: {a} outside range set {set}")))?;
+        ips.push(IpConfig {
+            interface: None,
+            address: range.with_prefix(a),
+            gateway: Some(range.gateway),
+        });
+    }
+    Ok(ips)
+}
+
+/// The first free address of range set `si`, in the reference's order.
+fn find_free(
+    store: &Store,
+    idx: &mut Index,
+    si: usize,
+    id: &str,
+    ifname: &str,
+) -> Result<Option<IpAddr>> {
+    let set = &cfg_set(idx, si)?;
+    let last = store.last_reserved(si);
+    let mut skipped = false;
+    for (_, a) in set.candidates(last) {
+        if idx.maybe_held(a)? {
+            skipped = true;
+            continue;
+        }
+        if store.reserve(a, id, ifname)? {
+            return Ok(Some(a));
+        }
+        // A file the index did not know: the index is incomplete.
+        idx.surprise(a)?;
+    }
+    // The index only lets us skip addresses; before calling the set
+    // exhausted, try the skipped ones for real.
+    if skipped {
+        for (_, a) in set.candidates(last) {
+            if idx.maybe_held(a)? && store.reserve(a, id, ifname)? {
+                idx.surprise(a)?;
+                return Ok(Some(a));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn cfg_set(idx: &Index, si: usize) -> Result<range::RangeSet> {
+    idx.range_set(si)
+        .cloned()
+        .ok_or_else(|| Error::plugin(format!("internal: no range set {si}")))
+}
+
+/// The addresses `(id, ifname)` holds, each confirmed by its file. As in the
+/// reference, files holding only the container ID count when no file holds
+/// the full `id\r\nifname`.
+fn holdings(store: &Store, idx: &mut Index, id: &str, ifname: &str) -> Result<Vec<IpAddr>> {
+    for attempt in 0..2 {
+        let entries = idx.entries(id)?;
+        let full: Vec<_> = entries
+            .iter()
+            .filter(|e| e.owner.is(id, ifname, false))
+            .collect();
+        let chosen = if full.is_empty() {
+            entries
+                .iter()
+                .filter(|e| e.owner.is(id, ifname, true))
+                .collect()
+        } else {
+            full
+        };
+        let mut confirmed = Vec::new();
+        let mut consistent = true;
+        for e in chosen {
+            match store.owner(e.ip)? {
+                Some(o) if o == e.owner => confirmed.push(e.ip),
+                _ => consistent = false,
+            }
+        }
+        if consistent || attempt == 1 {
+            return Ok(confirmed);
+        }
+        log::warn!("index disagrees with the address files; rebuilding it");
+        idx.rebuild(None)?;
+    }
+    Ok(Vec::new())
+}
+
+/// DEL: release every address of `(id, ifname)`. Nothing held is success.
+/// `hints` (from `prevResult`) let DEL skip a full scan when someone else
+/// changed the directory since our index was last right.
+pub fn release(cfg: &Config, id: &str, ifname: &str, hints: &[IpAddr]) -> Result<Vec<IpAddr>> {
+    let Some(store) = Store::open_existing(&cfg.data_dir, &cfg.name)? else {
+        return Ok(Vec::new());
+    };
+    let mut idx = Index::open(&store, &cfg.range_sets)?;
+    let mut released = Vec::new();
+
+    if !idx.is_fresh() && !hints.is_empty() {
+        idx.begin()?;
+        for a in hints {
+            let mine = store.owner(*a)?.is_some_and(|o| o.is(id, ifname, false));
+            if mine && store.release(*a)? {
+                released.push(*a);
+            }
+        }
+        // Each ADD takes one address per range set. If the hints gave one in
+        // every set, nothing else can be ours: skip the scan. The index stays
+        // unsealed, so the next run rebuilds it.
+        let covered = cfg
+            .range_sets
+            .iter()
+            .all(|s| released.iter().any(|a| s.contains(*a)));
+        if covered {
+            return Ok(released);
+        }
+    }
+
+    idx.ensure_fresh()?;
+    let held = holdings(&store, &mut idx, id, ifname)?;
+    if held.is_empty() {
+        return Ok(released);
+    }
+    idx.begin()?;
+    let mut errors = Vec::new();
+    let mut done = Vec::new();
+    for a in held {
+        match store.release(a) {
+            Ok(_) => done.push(a),
+            Err(e) => errors.push(e.msg),
+        }
+    }
+    idx.remove(id, &done)?;
+    idx.seal()?;
+    released.append(&mut done);
+    if errors.is_empty() {
+        Ok(released)
+    } else {
+        Err(Error::new(ERR_STORE, errors.join("; ")))
+    }
+}
+
+/// CHECK: `(id, ifname)` holds an address, and (with a `prevResult`) holds
+/// exactly the addresses of our range sets that `prevResult` lists.
+pub fn check(cfg: &Config, id: &str, ifname: &str, prev: Option<&[IpAddr]>) -> Result<()> {
+    let not_found = || {
+        Error::new(
+            ERR_NOT_FOUND,
+            format!("host-local: Failed to find address added by container {id}"),
+        )
+    };
+    let store = Store::open_existing(&cfg.data_dir, &cfg.name)?.ok_or_else(not_found)?;
+    let mut idx = Index::load(&store, &cfg.range_sets)?;
+    let held = holdings(&store, &mut idx, id, ifname)?;
+    if held.is_empty() {
+        return Err(not_found());
+    }
+    let Some(prev) = prev else {
+        return Ok(());
+    };
+    let ours = |a: &IpAddr| cfg.range_sets.iter().any(|s| s.contains(*a));
+    let want: BTreeSet<IpAddr> = prev.iter().copied().filter(ours).collect();
+    let have: BTreeSet<IpAddr> = held.iter().copied().filter(ours).collect();
+    if let Some(a) = want.difference(&have).next() {
+        return Err(Error::new(
+            ERR_NOT_FOUND,
+            format!(
+                "host-local: {a} from prevResult is not reserved for container {id} interface {ifname}"
+            ),
+        ));
+    }
+    if let Some(a) = have.difference(&want).next() {
+        return Err(Error::new(
+            ERR_NOT_FOUND,
+            format!(
+                "host-local: container {id} interface {ifname} holds {a}, which prevResult does not list"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// GC: release every reservation not held by one of `keep`. Files holding
+/// only a container ID stay if any kept attachment has that ID. `lock`,
+/// `last_reserved_ip.*` and anything not named like an address are never
+/// touched. Returns what was released.
+pub fn gc(cfg: &Config, keep: &[Attachment]) -> Result<Vec<IpAddr>> {
+    let Some(store) = Store::open_existing(&cfg.data_dir, &cfg.name)? else {
+        return Ok(Vec::new());
+    };
+    let mut idx = Index::open(&store, &cfg.range_sets)?;
+    idx.begin()?;
+    let valid = |o: &Owner| {
+        keep.iter().any(|k| {
+            k.container_id.trim() == o.id && o.ifname.as_deref().is_none_or(|i| i == k.ifname)
+        })
+    };
+    let mut kept = Vec::new();
+    let mut released = Vec::new();
+    let mut errors = Vec::new();
+    for (a, o) in store.scan()? {
+        if valid(&o) {
+            kept.push((a, o));
+            continue;
+        }
+        match store.release(a) {
+            Ok(_) => {
+                log::info!("gc: released {a} held by {:?}/{:?}", o.id, o.ifname);
+                released.push(a);
+            }
+            Err(e) => {
+                errors.push(e.msg);
+                kept.push((a, o));
+            }
+        }
+    }
+    idx.rebuild(Some(kept))?;
+    if errors.is_empty() {
+        Ok(released)
+    } else {
+        Err(Error::new(ERR_STORE, format!("gc: {}", errors.join("; "))))
+    }
+}
+
+/// STATUS: ready when the network's data directory is writable and every
+/// range set has a free address; otherwise code 50 with the reason.
+pub fn status(cfg: &Config) -> Result<()> {
+    let unavailable = |why: String| Error::new(cni::error::PLUGIN_NOT_AVAILABLE, why);
+    let store = Store::open(&cfg.data_dir, &cfg.name)
+        .map_err(|e| unavailable(format!("data directory not usable: {}", e.msg)))?;
+    nix::unistd::access(store.dir(), nix::unistd::AccessFlags::W_OK).map_err(|e| {
+        unavailable(format!(
+            "data directory {} is not writable: {e}",
+            store.dir().display()
+        ))
+    })?;
+    let mut idx = Index::load(&store, &cfg.range_sets)
+        .map_err(|e| unavailable(format!("cannot read the reservations: {}", e.msg)))?;
+    for si in 0..cfg.range_sets.len() {
+        let set = cfg_set(&idx, si)?;
+        let mut free = false;
+        for (_, a) in set.candidates(store.last_reserved(si)) {
+            if !idx.maybe_held(a)? && !store.is_held(a)? {
+                free = true;
+                break;
+            }
+        }
+        if !free {
+            return Err(unavailable(format!(
+                "no IP addresses available in range set {si}: {set}"
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,1 +1,3 @@
-fn main() {}
+fn main() {
+    cni::skel::run(host_local::HostLocal)
+}

@@ -1,0 +1,327 @@
+//! host-local's configuration: the `ipam` object, `runtimeConfig`, `args`
+//! and `CNI_ARGS`, validated into range sets and requested addresses.
+//!
+//! Every error is code 7 (code 4 for `CNI_ARGS`) and names the key and the
+//! value at fault.
+
+use crate::ip;
+use crate::range::{RangeConf, RangeSet};
+use crate::store::DEFAULT_DATA_DIR;
+use cni::{Dns, Error, Request, Result, Route, Version};
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// A route as written in a config (`routes` of host-local and static).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct RouteConf {
+    #[serde(default)]
+    pub dst: String,
+    #[serde(default)]
+    pub gw: Option<String>,
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    #[serde(default)]
+    pub advmss: Option<u32>,
+    #[serde(default)]
+    pub priority: Option<u32>,
+    #[serde(default)]
+    pub table: Option<u32>,
+    #[serde(default)]
+    pub scope: Option<u8>,
+}
+
+impl RouteConf {
+    /// Validate into a result route; `key` names it in messages (`ipam.routes[0]`).
+    pub fn to_route(&self, key: &str) -> Result<Route> {
+        let dst =
+            ip::parse_cidr(&self.dst).map_err(|e| Error::config(format!("{key}.dst: {e}")))?;
+        let gw = match self.gw.as_deref().filter(|g| !g.is_empty()) {
+            Some(g) => Some(ip::parse_ip(g).map_err(|e| Error::config(format!("{key}.gw: {e}")))?),
+            None => None,
+        };
+        let mut r = Route::new(dst, gw);
+        r.mtu = self.mtu;
+        r.advmss = self.advmss;
+        r.priority = self.priority;
+        r.table = self.table;
+        r.scope = self.scope;
+        Ok(r)
+    }
+}
+
+/// Validate a list of routes.
+pub fn routes(list: &[RouteConf], key: &str) -> Result<Vec<Route>> {
+    list.iter()
+        .enumerate()
+        .map(|(i, r)| r.to_route(&format!("{key}[{i}]")))
+        .collect()
+}
+
+/// The `ipam` object.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IpamConf {
+    #[serde(default)]
+    ranges: Vec<Vec<RangeConf>>,
+    /// The legacy single range: top-level `subnet`, `rangeStart`, `rangeEnd`, `gateway`.
+    #[serde(flatten)]
+    legacy: RangeConf,
+    #[serde(default)]
+    routes: Vec<RouteConf>,
+    #[serde(default)]
+    data_dir: Option<String>,
+    #[serde(default)]
+    resolv_conf: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RuntimeConf {
+    #[serde(default)]
+    ips: Vec<String>,
+    #[serde(default)]
+    ip_ranges: Vec<Vec<RangeConf>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ArgsConf {
+    #[serde(default)]
+    ips: Vec<String>,
+}
+
+/// An address the runtime asked for, and where it came from (for messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requested {
+    pub ip: IpAddr,
+    pub source: &'static str,
+}
+
+/// A validated host-local configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub name: String,
+    pub data_dir: PathBuf,
+    /// In the reference's order: `runtimeConfig.ipRanges`, the legacy range,
+    /// then `ranges`. Index N here is `last_reserved_ip.N` on disk.
+    pub range_sets: Vec<RangeSet>,
+    /// For each range set, the address requested in it, if any.
+    pub requested: Vec<Option<Requested>>,
+    pub routes: Vec<Route>,
+    pub dns: Dns,
+}
+
+impl Config {
+    /// Read the whole configuration of a request. `with_requests` is false
+    /// for verbs that allocate nothing (they must not fail on `CNI_ARGS`).
+    pub fn from_request(req: &Request, with_requests: bool) -> Result<Config> {
+        let ipam = req.net.ipam.as_ref().ok_or_else(|| {
+            Error::config("missing \"ipam\" object (host-local reads its settings from it)")
+        })?;
+        let conf: IpamConf = serde_json::from_value(serde_json::Value::Object(ipam.rest.clone()))
+            .map_err(|e| Error::config(format!("invalid ipam config: {e}")))?;
+        let runtime: RuntimeConf = req.net.runtime_config()?;
+
+        let mut sets_conf: Vec<(String, &Vec<RangeConf>)> = Vec::new();
+        for (i, s) in runtime.ip_ranges.iter().enumerate() {
+            sets_conf.push((format!("runtimeConfig.ipRanges[{i}]"), s));
+        }
+        let legacy = vec![conf.legacy.clone()];
+        if conf.legacy.is_set() {
+            sets_conf.push(("ipam".to_string(), &legacy));
+        }
+        for (i, s) in conf.ranges.iter().enumerate() {
+            sets_conf.push((format!("ipam.ranges[{i}]"), s));
+        }
+        if sets_conf.is_empty() {
+            return Err(Error::config(
+                "no IP ranges specified: set ipam.ranges (or ipam.subnet)",
+            ));
+        }
+        let mut range_sets = Vec::with_capacity(sets_conf.len());
+        for (key, s) in &sets_conf {
+            let set = if key == "ipam" {
+                // The legacy keys sit directly in `ipam`: name them so.
+                crate::range::Range::from_conf(&s[0], key).map(|r| RangeSet(vec![r]))?
+            } else {
+                RangeSet::from_conf(s, key)?
+            };
+            range_sets.push(set);
+        }
+        for i in 0..range_sets.len() {
+            for j in i + 1..range_sets.len() {
+                if range_sets[i].overlaps(&range_sets[j]) {
+                    return Err(Error::config(format!(
+                        "range set {i} ({}: {}) overlaps with range set {j} ({}: {})",
+                        sets_conf[i].0, range_sets[i], sets_conf[j].0, range_sets[j]
+                    )));
+                }
+            }
+        }
+        let v4 = range_sets.iter().filter(|s| s.is_ipv4()).count();
+        if (v4 > 1 || range_sets.len() - v4 > 1) && req.version < Version::V0_3_0 {
+            return Err(Error::config(format!(
+                "cniVersion {} does not support more than 1 address per family (use 0.3.0 or later)",
+                req.version
+            )));
+        }
+
+        let requested = if with_requests {
+            requested_ips(req, &runtime, &range_sets)?
+        } else {
+            vec![None; range_sets.len()]
+        };
+
+        let dns = match conf.resolv_conf.as_deref().filter(|p| !p.is_empty()) {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    Error::config(format!("ipam.resolvConf: cannot read {p:?}: {e}"))
+                })?;
+                parse_resolv_conf(&text)
+            }
+            None => Dns::default(),
+        };
+
+        Ok(Config {
+            name: req.net.name.clone(),
+            data_dir: PathBuf::from(
+                conf.data_dir
+                    .as_deref()
+                    .filter(|d| !d.is_empty())
+                    .unwrap_or(DEFAULT_DATA_DIR),
+            ),
+            range_sets,
+            requested,
+            routes: routes(&conf.routes, "ipam.routes")?,
+            dns,
+        })
+    }
+}
+
+/// The requested addresses, from `CNI_ARGS` `IP`, `args.cni.ips` and
+/// `runtimeConfig.ips` (all of them count, as in the reference), each placed
+/// in the range set that holds it.
+fn requested_ips(
+    req: &Request,
+    runtime: &RuntimeConf,
+    sets: &[RangeSet],
+) -> Result<Vec<Option<Requested>>> {
+    let mut all: Vec<Requested> = Vec::new();
+    let cni_args = req.cni_args(&["IP"])?;
+    if let Some(v) = cni_args.get("IP").filter(|v| !v.is_empty()) {
+        let a = ip::parse_requested(v).map_err(|e| Error::env(format!("CNI_ARGS IP: {e}")))?;
+        all.push(Requested {
+            ip: a,
+            source: "CNI_ARGS IP",
+        });
+    }
+    let args: ArgsConf = req.net.args_cni()?;
+    for s in &args.ips {
+        let a = ip::parse_requested(s).map_err(|e| Error::config(format!("args.cni.ips: {e}")))?;
+        all.push(Requested {
+            ip: a,
+            source: "args.cni.ips",
+        });
+    }
+    for s in &runtime.ips {
+        let a =
+            ip::parse_requested(s).map_err(|e| Error::config(format!("runtimeConfig.ips: {e}")))?;
+        all.push(Requested {
+            ip: a,
+            source: "runtimeConfig.ips",
+        });
+    }
+
+    let mut per_set: Vec<Option<Requested>> = vec![None; sets.len()];
+    for r in all {
+        let Some(si) = sets.iter().position(|s| s.contains(r.ip)) else {
+            let list: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            return Err(Error::config(format!(
+                "requested IP {} ({}) is not in any range set: {}",
+                r.ip,
+                r.source,
+                list.join("; ")
+            )));
+        };
+        if let Some((_, range)) = sets[si].range_for(r.ip) {
+            if range.gateway == r.ip {
+                return Err(Error::config(format!(
+                    "requested IP {} ({}) is the gateway of subnet {}",
+                    r.ip, r.source, range.subnet
+                )));
+            }
+        }
+        match &per_set[si] {
+            Some(prev) if prev.ip == r.ip => {}
+            Some(prev) => {
+                return Err(Error::config(format!(
+                    "requested IPs {} ({}) and {} ({}) are both in range set {si} ({}); one address is allocated per range set",
+                    prev.ip, prev.source, r.ip, r.source, sets[si]
+                )))
+            }
+            None => per_set[si] = Some(r),
+        }
+    }
+    Ok(per_set)
+}
+
+/// The DNS settings of a resolv.conf: `nameserver` (each), `domain` (the
+/// last wins), `search` (the last line wins), `options` (all accumulate).
+pub fn parse_resolv_conf(text: &str) -> Dns {
+    let mut dns = Dns::default();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        let mut f = line.split_whitespace();
+        match (f.next(), f.next()) {
+            (Some("nameserver"), Some(v)) => dns.nameservers.push(v.to_string()),
+            (Some("domain"), Some(v)) => dns.domain = Some(v.to_string()),
+            (Some("search"), Some(v)) => {
+                dns.search = std::iter::once(v).chain(f).map(str::to_string).collect()
+            }
+            (Some("options"), Some(v)) => dns
+                .options
+                .extend(std::iter::once(v).chain(f).map(str::to_string)),
+            _ => {}
+        }
+    }
+    dns
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf() {
+        let d = parse_resolv_conf(
+            "# comment\n; other\nnameserver 1.1.1.1\nnameserver fd00::53\ndomain example.com\n\
+             search a.example b.example\noptions ndots:5\noptions rotate timeout:1\nbogus line\n",
+        );
+        assert_eq!(d.nameservers, ["1.1.1.1", "fd00::53"]);
+        assert_eq!(d.domain.as_deref(), Some("example.com"));
+        assert_eq!(d.search, ["a.example", "b.example"]);
+        assert_eq!(d.options, ["ndots:5", "rotate", "timeout:1"]);
+        assert!(parse_resolv_conf("").is_empty());
+    }
+
+    #[test]
+    fn routes_validate() {
+        let r = RouteConf {
+            dst: "10.0.0.0/8".into(),
+            gw: Some("10.1.0.1".into()),
+            ..Default::default()
+        };
+        let route = r.to_route("ipam.routes[0]").unwrap();
+        assert_eq!(route.dst.to_string(), "10.0.0.0/8");
+        let bad = RouteConf {
+            dst: "10.0.0.0".into(),
+            ..Default::default()
+        };
+        let e = bad.to_route("ipam.routes[1]").unwrap_err();
+        assert_eq!(e.code, 7);
+        assert!(e.msg.starts_with("ipam.routes[1].dst"), "{}", e.msg);
+    }
+}

@@ -1,0 +1,123 @@
+//! The index as a cache: it is rebuilt once after someone else wrote the
+//! directory, then used without scanning; it is never trusted over the files.
+
+use host_local::config::Config;
+use host_local::index::{Index, INDEX_DIR};
+use host_local::range::{RangeConf, RangeSet};
+use host_local::store::Store;
+use std::fs;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+fn setup(tag: &str) -> (PathBuf, Config) {
+    let dir = std::env::temp_dir().join(format!("hl-idx-{tag}-{}", std::process::id()));
+    if dir.exists() {
+        fs::remove_dir_all(&dir).unwrap();
+    }
+    let set = RangeSet::from_conf(
+        &[RangeConf {
+            subnet: Some("10.60.0.0/16".into()),
+            ..Default::default()
+        }],
+        "ipam.ranges[0]",
+    )
+    .unwrap();
+    let cfg = Config {
+        name: "big".into(),
+        data_dir: dir.clone(),
+        range_sets: vec![set],
+        requested: vec![None],
+        routes: Vec::new(),
+        dns: Default::default(),
+    };
+    (dir, cfg)
+}
+
+/// Write reservations as the reference would: `n` files from 10.60.0.2 on.
+fn populate(dir: &std::path::Path, n: u32) {
+    let net = dir.join("big");
+    fs::create_dir_all(&net).unwrap();
+    for i in 0..n {
+        let a = IpAddr::from(std::net::Ipv4Addr::from(
+            u32::from(std::net::Ipv4Addr::new(10, 60, 0, 2)) + i,
+        ));
+        fs::write(net.join(a.to_string()), format!("pre{i}\r\neth0")).unwrap();
+    }
+}
+
+/// A file in the index directory that any rebuild deletes.
+fn marker(dir: &std::path::Path) -> PathBuf {
+    dir.join("big").join(INDEX_DIR).join("marker")
+}
+
+#[test]
+fn rebuilt_once_then_used_without_scanning() {
+    let (dir, cfg) = setup("once");
+    populate(&dir, 3000);
+    // No last_reserved file: the reference would try 3000 taken addresses.
+    let r = host_local::allocate(&cfg, "new1", "eth0").unwrap();
+    assert_eq!(r.ips[0].address.to_string(), "10.60.11.186/16");
+    fs::write(marker(&dir), "#").unwrap();
+    host_local::release(&cfg, "new1", "eth0", &[]).unwrap();
+    let r = host_local::allocate(&cfg, "new2", "eth0").unwrap();
+    assert_eq!(r.ips[0].address.to_string(), "10.60.11.187/16");
+    host_local::release(&cfg, "pre5", "eth0", &[]).unwrap();
+    assert!(!dir.join("big/10.60.0.7").exists());
+    host_local::check(&cfg, "pre6", "eth0", None).unwrap();
+    assert!(marker(&dir).exists(), "no rebuild on the common path");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn foreign_writes_are_seen_and_prev_result_avoids_a_scan() {
+    let (dir, cfg) = setup("foreign");
+    populate(&dir, 10);
+    host_local::allocate(&cfg, "a", "eth0").unwrap();
+    fs::write(marker(&dir), "#").unwrap();
+    // The reference allocates behind our back.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let net = dir.join("big");
+    fs::write(net.join("10.60.0.100"), "ext\r\neth0").unwrap();
+    fs::write(net.join("last_reserved_ip.0"), "10.60.0.100").unwrap();
+    // DEL with the runtime's prevResult releases it without a rebuild.
+    let hint: IpAddr = "10.60.0.100".parse().unwrap();
+    assert_eq!(
+        host_local::release(&cfg, "ext", "eth0", &[hint]).unwrap(),
+        [hint]
+    );
+    assert!(!net.join("10.60.0.100").exists());
+    assert!(marker(&dir).exists());
+    // Another foreign reservation; the next ADD rebuilds and so refuses a duplicate.
+    fs::write(net.join("10.60.0.101"), "ext2\r\neth0").unwrap();
+    let e = host_local::allocate(&cfg, "ext2", "eth0").unwrap_err();
+    assert_eq!(e.code, host_local::ERR_DUPLICATE);
+    assert!(!marker(&dir).exists(), "rebuilt after a foreign write");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_wrong_index_is_never_trusted() {
+    let (dir, cfg) = setup("wrong");
+    populate(&dir, 10);
+    host_local::allocate(&cfg, "a", "eth0").unwrap();
+    let net = dir.join("big");
+    // Someone rewrote a's file to another owner (without touching anything
+    // the stamp sees): DEL must not delete what is no longer a's.
+    let a_ip = fs::read_to_string(net.join("last_reserved_ip.0")).unwrap();
+    fs::write(net.join(&a_ip), "other\r\neth0").unwrap();
+    host_local::release(&cfg, "a", "eth0", &[]).unwrap();
+    assert_eq!(
+        fs::read_to_string(net.join(&a_ip)).unwrap(),
+        "other\r\neth0"
+    );
+    host_local::release(&cfg, "other", "eth0", &[]).unwrap();
+    assert!(!net.join(&a_ip).exists());
+    // Deleting the whole index is harmless.
+    fs::remove_dir_all(net.join(INDEX_DIR)).unwrap();
+    host_local::release(&cfg, "pre3", "eth0", &[]).unwrap();
+    assert!(!net.join("10.60.0.5").exists());
+    let store = Store::open(&dir, "big").unwrap();
+    assert!(Index::open(&store, &cfg.range_sets).unwrap().is_fresh());
+    drop(store);
+    fs::remove_dir_all(&dir).unwrap();
+}
