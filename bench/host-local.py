@@ -127,9 +127,11 @@ def main():
     ap.add_argument("--sizes", default="10,1000,30000")
     ap.add_argument("--ops", type=int, default=40)
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--binary", default=OURS, help="our host-local (default target/release/host-local)")
     a = ap.parse_args()
     if not a.no_build:
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "host-local"], cwd=ROOT, check=True)
+    ours = a.binary
     if not os.path.exists(REFERENCE):
         sys.exit(f"{REFERENCE} missing: apt-get install containernetworking-plugins")
     sizes = [int(s) for s in a.sizes.split(",")]
@@ -142,7 +144,7 @@ def main():
     for cursor in ("after-block", "wrapped"):
         for held in sizes:
             res = {}
-            for name, binary in (("ours", OURS), ("reference", REFERENCE)):
+            for name, binary in (("ours", ours), ("reference", REFERENCE)):
                 r = measure(binary, held, cursor, a.ops)
                 res[name] = r
                 print(
