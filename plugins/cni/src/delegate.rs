@@ -41,11 +41,16 @@ pub fn find_in_path(plugin: &str, path: &[PathBuf]) -> Result<PathBuf> {
         })
 }
 
-/// Run a plugin binary with `env` added to ours and `stdin` as its input.
-/// Returns its stdout on success; on failure its CNI error as it printed it.
-/// Its stderr goes straight to ours, as the spec asks.
-pub fn exec(binary: &Path, env: &[(&str, String)], stdin: &[u8]) -> Result<Vec<u8>> {
-    let name = binary.display();
+/// A plugin process started by [`spawn_plugin`], its config already written.
+pub struct Running {
+    child: std::process::Child,
+    name: String,
+}
+
+/// Start a plugin binary with `env` added to ours and `stdin` as its input,
+/// without waiting for it. Its stderr goes straight to ours, as the spec asks.
+pub fn spawn_plugin(binary: &Path, env: &[(&str, String)], stdin: &[u8]) -> Result<Running> {
+    let name = binary.display().to_string();
     let mut tries = 0;
     let mut child = loop {
         let mut cmd = std::process::Command::new(binary);
@@ -71,7 +76,7 @@ pub fn exec(binary: &Path, env: &[(&str, String)], stdin: &[u8]) -> Result<Vec<u
     };
     if let Some(mut input) = child.stdin.take() {
         // A plugin may exit without reading stdin (VERSION does): a broken
-        // pipe here is not an error of ours.
+        // pipe here is not an error of ours. Dropping `input` closes it.
         if let Err(e) = input.write_all(stdin) {
             if e.kind() != std::io::ErrorKind::BrokenPipe {
                 return Err(Error::new(
@@ -81,45 +86,86 @@ pub fn exec(binary: &Path, env: &[(&str, String)], stdin: &[u8]) -> Result<Vec<u
             }
         }
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Error::new(PLUGIN_FAILURE, format!("failed to wait for {name}: {e}")))?;
-    if out.status.success() {
-        return Ok(out.stdout);
+    Ok(Running { child, name })
+}
+
+impl Running {
+    /// Wait for the plugin: its stdout on success, its CNI error on failure.
+    pub fn wait(self) -> Result<Vec<u8>> {
+        let name = self.name;
+        let out = self
+            .child
+            .wait_with_output()
+            .map_err(|e| Error::new(PLUGIN_FAILURE, format!("failed to wait for {name}: {e}")))?;
+        if out.status.success() {
+            return Ok(out.stdout);
+        }
+        match serde_json::from_slice::<Error>(&out.stdout) {
+            Ok(e) => Err(e),
+            Err(_) => Err(Error::new(
+                PLUGIN_FAILURE,
+                format!(
+                    "{name} failed ({}) without a CNI error on stdout{}",
+                    out.status,
+                    if out.stdout.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", String::from_utf8_lossy(&out.stdout).trim())
+                    }
+                ),
+            )),
+        }
     }
-    match serde_json::from_slice::<Error>(&out.stdout) {
-        Ok(e) => Err(e),
-        Err(_) => Err(Error::new(
-            PLUGIN_FAILURE,
-            format!(
-                "{name} failed ({}) without a CNI error on stdout{}",
-                out.status,
-                if out.stdout.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", String::from_utf8_lossy(&out.stdout).trim())
-                }
-            ),
-        )),
-    }
+}
+
+/// Run a plugin binary with `env` added to ours and `stdin` as its input.
+/// Returns its stdout on success; on failure its CNI error as it printed it.
+pub fn exec(binary: &Path, env: &[(&str, String)], stdin: &[u8]) -> Result<Vec<u8>> {
+    spawn_plugin(binary, env, stdin)?.wait()
 }
 
 fn libc_etxtbsy() -> i32 {
     26 // ETXTBSY on Linux
 }
 
+/// A delegate started by [`spawn`]; the caller does other work meanwhile.
+pub struct Pending {
+    running: Running,
+    plugin_type: String,
+    command: Command,
+    version: Version,
+}
+
+impl Pending {
+    /// Wait for the delegate; ADD returns its result.
+    pub fn wait(self) -> Result<Option<CniResult>> {
+        let out = self.running.wait()?;
+        if self.command != Command::Add {
+            return Ok(None);
+        }
+        CniResult::from_slice(&out, self.version)
+            .map(Some)
+            .map_err(|e| e.context(format!("result of {}", self.plugin_type)))
+    }
+}
+
+/// Start the delegate `plugin_type` for `command` with the request's
+/// environment and configuration, without waiting for it: a plugin can set
+/// up its links while the IPAM process runs on another core.
+pub fn spawn(req: &Request, plugin_type: &str, command: Command) -> Result<Pending> {
+    let binary = find_in_path(plugin_type, &req.path)?;
+    Ok(Pending {
+        running: spawn_plugin(&binary, &req.env(command), &req.config)?,
+        plugin_type: plugin_type.to_string(),
+        command,
+        version: Version::parse(&req.net.cni_version).unwrap_or(req.version),
+    })
+}
+
 /// Run the delegate `plugin_type` for `command` with the request's
 /// environment and configuration. ADD returns its result.
 pub fn delegate(req: &Request, plugin_type: &str, command: Command) -> Result<Option<CniResult>> {
-    let binary = find_in_path(plugin_type, &req.path)?;
-    let out = exec(&binary, &req.env(command), &req.config)?;
-    if command != Command::Add {
-        return Ok(None);
-    }
-    let version = Version::parse(&req.net.cni_version).unwrap_or(req.version);
-    CniResult::from_slice(&out, version)
-        .map(Some)
-        .map_err(|e| e.context(format!("result of {plugin_type}")))
+    spawn(req, plugin_type, command)?.wait()
 }
 
 /// ADD through the config's IPAM plugin.
@@ -132,6 +178,11 @@ pub fn ipam_add(req: &Request) -> Result<CniResult> {
 /// DEL, CHECK, GC or STATUS through the config's IPAM plugin.
 pub fn ipam_exec(req: &Request, command: Command) -> Result<()> {
     delegate(req, ipam_type(req)?, command).map(|_| ())
+}
+
+/// Start the config's IPAM plugin for `command` without waiting.
+pub fn ipam_spawn(req: &Request, command: Command) -> Result<Pending> {
+    spawn(req, ipam_type(req)?, command)
 }
 
 fn ipam_type(req: &Request) -> Result<&str> {
