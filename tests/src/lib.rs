@@ -159,6 +159,36 @@ impl Output {
             .as_u64()
     }
 
+    /// The (code, msg) of the CNI error printed on failure; panics with
+    /// everything the plugin said unless it failed with an error object.
+    pub fn cni_error(&self) -> (u64, String) {
+        assert_ne!(
+            self.status, 0,
+            "expected failure\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        let v = self.json();
+        let code = v["code"].as_u64().unwrap_or_else(|| {
+            panic!(
+                "no numeric code in {}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        });
+        let msg = v["msg"].as_str().unwrap_or_default().to_string();
+        (code, msg)
+    }
+
+    /// The msg of the CNI error printed on failure, checked to carry `code`.
+    pub fn error_with(&self, code: u64) -> String {
+        let (got, msg) = self.cni_error();
+        assert_eq!(
+            got, code,
+            "unexpected code\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        msg
+    }
+
     /// Panic with everything the plugin said unless it succeeded.
     pub fn ok(self) -> Output {
         assert_eq!(
@@ -336,5 +366,331 @@ impl Call {
     /// Run inside `host`.
     pub fn run_in(&self, host: &TestNetns) -> Output {
         host.run(self.command(), Some(self.config.as_bytes()))
+    }
+}
+
+/// A directory under the system temp dir, removed with everything in it on
+/// drop. For host-local `dataDir`s and `CNI_PATH` directories.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(unique(&format!("cnit-{tag}")));
+        std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("create {}: {e}", p.display()));
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn path_str(&self) -> String {
+        self.0.display().to_string()
+    }
+
+    /// The file names in `sub` (relative to this directory), sorted; empty
+    /// when it does not exist.
+    pub fn listing(&self, sub: &str) -> Vec<String> {
+        let mut names: Vec<String> = match std::fs::read_dir(self.0.join(sub)) {
+            Ok(rd) => rd
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => panic!("list {}: {e}", self.0.join(sub).display()),
+        };
+        names.sort();
+        names
+    }
+
+    /// host-local's reservation files of `network` in this `dataDir`: the
+    /// files named by an IP address (not `lock`, `last_reserved_ip.*` or an
+    /// implementation's own index files).
+    pub fn reservations(&self, network: &str) -> Vec<String> {
+        self.listing(network)
+            .into_iter()
+            .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+            .collect()
+    }
+
+    /// Put `binary` here as `name`: a hard link when possible (a rebuild
+    /// replaces the target's file, never rewrites it, so the link keeps the
+    /// binary this test started with), else a copy.
+    pub fn add_plugin(&self, name: &str, binary: &Path) -> PathBuf {
+        let dst = self.0.join(name);
+        if std::fs::hard_link(binary, &dst).is_err() {
+            std::fs::copy(binary, &dst)
+                .unwrap_or_else(|e| panic!("copy {} to {}: {e}", binary.display(), dst.display()));
+        }
+        dst
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            eprintln!("cleanup {}: {e}", self.0.display());
+        }
+    }
+}
+
+/// The reference plugin `name` in [`REFERENCE_DIR`]; `None` when it is
+/// missing and `CNI_SKIP_REFERENCE=1` says that is fine, a panic otherwise.
+pub fn reference_plugin(name: &str) -> Option<PathBuf> {
+    let p = Path::new(REFERENCE_DIR).join(name);
+    if p.is_file() {
+        return Some(p);
+    }
+    if std::env::var("CNI_SKIP_REFERENCE").as_deref() == Ok("1") {
+        eprintln!("{} missing; CNI_SKIP_REFERENCE=1, not tested", p.display());
+        return None;
+    }
+    panic!(
+        "{} is missing: install containernetworking-plugins, or set CNI_SKIP_REFERENCE=1",
+        p.display()
+    );
+}
+
+/// Whether `binary` answers VERSION listing `version`.
+pub fn plugin_supports(binary: &Path, version: &str) -> bool {
+    let mut cmd = Command::new(binary);
+    cmd.env("CNI_COMMAND", "VERSION");
+    let out = run_with_timeout(cmd, Some(br#"{"cniVersion":"1.0.0"}"#));
+    serde_json::from_str::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v["supportedVersions"].as_array().cloned())
+        .is_some_and(|vs| vs.iter().any(|v| v == version))
+}
+
+/// Our host-local, when it is built and speaks 1.1.0 (a placeholder binary
+/// answers nothing).
+pub fn our_host_local() -> Option<PathBuf> {
+    let p = our_bin_dir().join("host-local");
+    (p.is_file() && plugin_supports(&p, "1.1.0")).then_some(p)
+}
+
+/// Our host-local, or a panic saying why a test needs it.
+pub fn require_our_host_local(why: &str) -> PathBuf {
+    our_host_local().unwrap_or_else(|| {
+        panic!(
+            "{}/host-local is missing or does not speak CNI 1.1.0: {why} needs our host-local \
+             (`cargo build -p host-local`)",
+            our_bin_dir().display()
+        )
+    })
+}
+
+/// The IPAM plugin the main tests use: ours when built and working, else
+/// the reference one. Panics when neither exists.
+pub fn default_host_local() -> PathBuf {
+    our_host_local()
+        .or_else(|| {
+            let p = Path::new(REFERENCE_DIR).join("host-local");
+            p.is_file().then_some(p)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no host-local: build ours (`cargo build -p host-local`) or install the reference in {REFERENCE_DIR}"
+            )
+        })
+}
+
+/// `base` (an object) with the keys of `extra` (an object) set on it.
+pub fn merge(base: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+    let mut base = base;
+    if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    base
+}
+
+/// A host-local `ipam` section with one range set per subnet, storing in `data`.
+pub fn host_local_ipam(data: &TempDir, subnets: &[&str]) -> serde_json::Value {
+    let ranges: Vec<serde_json::Value> = subnets
+        .iter()
+        .map(|s| serde_json::json!([{ "subnet": s }]))
+        .collect();
+    serde_json::json!({"type": "host-local", "ranges": ranges, "dataDir": data.path_str()})
+}
+
+/// The address (without prefix) of a 0.3.0+ result's first IP of one family.
+pub fn result_ip(result: &serde_json::Value, v6: bool) -> String {
+    result["ips"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["address"].as_str())
+        .find(|a| a.contains(':') == v6)
+        .and_then(|a| a.split('/').next())
+        .unwrap_or_else(|| panic!("no IPv{} address in {result}", if v6 { 6 } else { 4 }))
+        .to_string()
+}
+
+/// `conf` with `prevResult` set to `prev`.
+pub fn with_prev(conf: &serde_json::Value, prev: &serde_json::Value) -> serde_json::Value {
+    let mut c = conf.clone();
+    c["prevResult"] = prev.clone();
+    c
+}
+
+impl TestNetns {
+    /// `ip -j -d link show DEV`: the link's JSON object; `None` when absent.
+    pub fn link(&self, dev: &str) -> Option<serde_json::Value> {
+        let out = self.exec(&["ip", "-j", "-d", "link", "show", "dev", dev]);
+        if out.status != 0 {
+            return None;
+        }
+        serde_json::from_str::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v.get(0).cloned())
+    }
+
+    /// Whether `dev` exists and has the flag (`UP`, `PROMISC`, ...).
+    pub fn link_has_flag(&self, dev: &str, flag: &str) -> bool {
+        self.link(dev)
+            .and_then(|l| l["flags"].as_array().cloned())
+            .is_some_and(|f| f.iter().any(|x| x == flag))
+    }
+
+    /// The global addresses of `dev` as `addr/prefix`, sorted.
+    pub fn addrs(&self, dev: &str) -> Vec<String> {
+        let v = self.ip_json(&["addr", "show", "dev", dev]);
+        let mut out: Vec<String> = v[0]["addr_info"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|i| i["scope"] != "link" && i["scope"] != "host")
+                    .map(|i| {
+                        format!(
+                            "{}/{}",
+                            i["local"].as_str().unwrap_or_default(),
+                            i["prefixlen"]
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+
+    /// The routes of one family (`-4`/`-6`) in the main table, as
+    /// `ip -j route show` objects.
+    pub fn routes(&self, family: &str) -> Vec<serde_json::Value> {
+        self.ip_json(&[family, "route", "show"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The names of all links, sorted: a snapshot to compare before and
+    /// after an operation.
+    pub fn link_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .ip_json(&["link", "show"])
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|l| l["ifname"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// `nft -j list chain FAMILY TABLE CHAIN` here; empty when it does not exist.
+    pub fn nft_chain(&self, family: &str, table: &str, chain: &str) -> String {
+        let out = self.exec(&["nft", "-j", "list", "chain", family, table, chain]);
+        if out.status == 0 {
+            out.stdout
+        } else {
+            String::new()
+        }
+    }
+
+    /// The ipMasq nftables rules here (chain `masq_checks` of table
+    /// `inet cni_plugins_masquerade`), as `nft -j` prints them.
+    pub fn masq_rules(&self) -> String {
+        self.nft_chain("inet", "cni_plugins_masquerade", "masq_checks")
+    }
+
+    /// `ping` until a reply comes back or `within` passes (IPv6 addresses
+    /// may still be finishing DAD, neighbours resolving).
+    pub fn ping_within(&self, ip: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.ping(ip) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Everything one plugin test runs in: its own "host" namespace, a
+/// `CNI_PATH` directory holding the plugins it calls, and a host-local
+/// `dataDir`. All removed on drop.
+pub struct PluginEnv {
+    pub host: TestNetns,
+    pub bin: TempDir,
+    pub data: TempDir,
+}
+
+impl PluginEnv {
+    /// `plugins`: (name on `CNI_PATH`, binary).
+    pub fn new(tag: &str, plugins: &[(&str, &Path)]) -> PluginEnv {
+        let env = PluginEnv {
+            host: TestNetns::new(tag),
+            bin: TempDir::new(&format!("{tag}-bin")),
+            data: TempDir::new(&format!("{tag}-data")),
+        };
+        for (name, binary) in plugins {
+            env.bin.add_plugin(name, binary);
+        }
+        env
+    }
+
+    /// A call of the plugin `name` from the `CNI_PATH` directory, with
+    /// `CNI_PATH` set to it.
+    pub fn call(&self, name: &str, command: &str, conf: &serde_json::Value) -> Call {
+        Call::new(self.bin.path().join(name), command, &conf.to_string())
+    }
+
+    /// ADD of `conf`'s plugin for `container` in `ctr` (`eth0`), run in the host.
+    pub fn add(&self, ctr: &TestNetns, container: &str, conf: &serde_json::Value) -> Output {
+        self.verb("ADD", Some(ctr), container, conf)
+    }
+
+    /// Any verb of `conf`'s plugin (`type`) for `container`; `ctr` gives
+    /// `CNI_NETNS` (empty without).
+    pub fn verb(
+        &self,
+        command: &str,
+        ctr: Option<&TestNetns>,
+        container: &str,
+        conf: &serde_json::Value,
+    ) -> Output {
+        let ty = conf["type"].as_str().expect("config has a type");
+        let mut call = self.call(ty, command, conf).container(container);
+        if let Some(c) = ctr {
+            call = call.netns(&c.path_str());
+        }
+        call.run_in(&self.host)
+    }
+
+    /// GC or STATUS of `conf`'s plugin: only `CNI_COMMAND` and `CNI_PATH` set.
+    pub fn bare(&self, command: &str, conf: &serde_json::Value) -> Output {
+        let ty = conf["type"].as_str().expect("config has a type");
+        self.call(ty, command, conf)
+            .without("CNI_CONTAINERID")
+            .without("CNI_NETNS")
+            .without("CNI_IFNAME")
+            .without("CNI_ARGS")
+            .run_in(&self.host)
     }
 }

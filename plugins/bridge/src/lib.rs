@@ -79,6 +79,14 @@ impl Conf {
         Ok(c)
     }
 
+    /// The config for DEL and GC: decoded but not judged. The runtime
+    /// still calls DEL after an ADD this plugin refused (and retries it
+    /// until it succeeds), and teardown uses none of the keys `validate`
+    /// checks, so a refused config must not make DEL fail too.
+    fn load_for_teardown(req: &Request) -> Result<Conf> {
+        req.parse_config()
+    }
+
     fn validate(&self) -> Result<()> {
         // VLAN filtering needs a kernel feature these hosts lack; refuse
         // rather than silently wire an untagged port.
@@ -226,9 +234,13 @@ fn ensure_bridge_addr(nl: &mut Netlink, br: &Link, gw: IpNet, force: bool) -> Re
     }
     nl.add_addr(br.index, &gw)?;
     // Pin the bridge's MAC; otherwise it follows the lowest port MAC and
-    // changes as containers come and go.
-    if let Some(mac) = &br.mac {
-        nl.set_mac(br.index, mac)?;
+    // changes as containers come and go. Read it afresh: a bridge whose
+    // last port went away has the all-zero MAC until a port joins again
+    // (the kernel's br_stp_recalculate_bridge_id), and the kernel refuses
+    // to set that one (EADDRNOTAVAIL). By now our port has joined.
+    let mac = nl.link_by_index(br.index)?.mac;
+    if let Some(mac) = mac.filter(|m| m.iter().any(|b| *b != 0)) {
+        nl.set_mac(br.index, &mac)?;
     }
     Ok(())
 }
@@ -393,7 +405,7 @@ impl Plugin for Bridge {
     }
 
     fn del(&self, req: &Request) -> Result<()> {
-        let conf = Conf::load(req)?;
+        let conf = Conf::load_for_teardown(req)?;
         let mut errors: Vec<String> = Vec::new();
         // IPAM first: its release must happen even when the namespace is gone.
         if conf.net.ipam_type().is_some() {
@@ -514,7 +526,7 @@ impl Plugin for Bridge {
     }
 
     fn gc(&self, req: &Request) -> Result<()> {
-        let conf = Conf::load(req)?;
+        let conf = Conf::load_for_teardown(req)?;
         let keep: Vec<(String, String)> = req
             .valid_attachments()?
             .unwrap_or_default()

@@ -64,11 +64,15 @@ pub fn create_veth_pair(
 
 /// Remove `ifname` from the namespace at `netns` and return the addresses it
 /// had. Succeeds, returning none, when the namespace or the link is gone
-/// already: DEL must be repeatable.
+/// already: DEL must be repeatable. A path that is no longer a namespace
+/// (the file a runtime left after unmounting it) counts as gone: nothing
+/// can be inside it.
 pub fn delete_iface(netns: &Path, ifname: &str) -> Result<Vec<IpNet>, Error> {
     let ns = match Netns::open(netns) {
         Ok(ns) => ns,
-        Err(e) if e.is_not_found() => return Ok(Vec::new()),
+        Err(e) if e.is_not_found() || matches!(e.kind, crate::error::Kind::NotNetns) => {
+            return Ok(Vec::new())
+        }
         Err(e) => return Err(e),
     };
     let mut nl = Netlink::open_in(&ns)?;

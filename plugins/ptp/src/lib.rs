@@ -39,6 +39,13 @@ impl Conf {
         Ok(c)
     }
 
+    /// The config for DEL and GC: decoded but not judged. The runtime
+    /// still calls DEL after an ADD this plugin refused (and retries it
+    /// until it succeeds), so a refused config must not make DEL fail too.
+    fn load_for_teardown(req: &Request) -> Result<Conf> {
+        req.parse_config()
+    }
+
     fn validate(&self) -> Result<()> {
         if self.net.ipam_type().is_none() {
             return Err(Error::config(
@@ -209,10 +216,13 @@ impl Plugin for Ptp {
     }
 
     fn del(&self, req: &Request) -> Result<()> {
-        let conf = Conf::load(req)?;
+        let conf = Conf::load_for_teardown(req)?;
         let mut errors: Vec<String> = Vec::new();
-        if let Err(e) = ipam_exec(req, Command::Del) {
-            errors.push(e.to_string());
+        // Without IPAM, ADD refused the config: nothing was reserved.
+        if conf.net.ipam_type().is_some() {
+            if let Err(e) = ipam_exec(req, Command::Del) {
+                errors.push(e.to_string());
+            }
         }
         let mut addrs = Vec::new();
         if let Some(path) = &req.netns {
@@ -313,7 +323,7 @@ impl Plugin for Ptp {
     }
 
     fn gc(&self, req: &Request) -> Result<()> {
-        Conf::load(req)?;
+        let conf = Conf::load_for_teardown(req)?;
         let keep: Vec<(String, String)> = req
             .valid_attachments()?
             .unwrap_or_default()
@@ -324,8 +334,10 @@ impl Plugin for Ptp {
         if let Err(e) = ipmasq::gc(&req.net.name, &keep) {
             errors.push(e.to_string());
         }
-        if let Err(e) = ipam_exec(req, Command::Gc) {
-            errors.push(e.to_string());
+        if conf.net.ipam_type().is_some() {
+            if let Err(e) = ipam_exec(req, Command::Gc) {
+                errors.push(e.to_string());
+            }
         }
         if errors.is_empty() {
             Ok(())
