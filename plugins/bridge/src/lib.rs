@@ -8,12 +8,12 @@
 //! DEL: IPAM release, container link, rules; each step tolerates absence.
 //! CHECK, GC and STATUS as the spec asks, forwarding to IPAM.
 
-use cni::delegate::{ipam_add, ipam_exec};
+use cni::delegate::IpamAdd;
 use cni::rollback::Rollback;
-use cni::{CniResult, Command, Error, Interface, NetConf, Plugin, Request, Result, Route};
-use cni_kernel::ipmasq::{self, Backend, Owner};
+use cni::{CniResult, Error, Interface, NetConf, Plugin, Request, Result, Route};
+use cni_kernel::ipmasq::Backend;
 use cni_kernel::link::{parse_mac, BridgePortSpec, BridgeSpec, Link};
-use cni_kernel::{container, iface, spoofcheck, sysctl, Family, Netlink, Netns};
+use cni_kernel::{attachment, container, iface, spoofcheck, sysctl, Family, Netlink, Netns};
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -135,20 +135,6 @@ impl Conf {
     }
 }
 
-fn owner(req: &Request) -> Owner<'_> {
-    Owner {
-        network: &req.net.name,
-        ifname: &req.ifname,
-        container_id: &req.container_id,
-    }
-}
-
-fn netns_path(req: &Request) -> Result<&std::path::Path> {
-    req.netns
-        .as_deref()
-        .ok_or_else(|| Error::env("required env variables [CNI_NETNS] missing"))
-}
-
 /// Find or create the bridge and bring it up.
 fn ensure_bridge(nl: &mut Netlink, conf: &Conf) -> Result<Link> {
     let name = conf.bridge_name();
@@ -260,10 +246,12 @@ impl Plugin for Bridge {
             })?),
             None => None,
         };
-        let ns = Netns::open(netns_path(req)?)?;
+        let ns = Netns::open(attachment::netns_path(req)?)?;
         let mut host = Netlink::open()?;
         let mut cnl = Netlink::open_in(&ns)?;
         let mut undo = Rollback::new();
+        // IPAM runs in its own process while we build the port.
+        let ipam = IpamAdd::start(req)?;
 
         // Host side: the bridge and a port for this container.
         let br = ensure_bridge(&mut host, &conf)?;
@@ -326,12 +314,8 @@ impl Plugin for Bridge {
             ..Default::default()
         };
 
-        if conf.net.ipam_type().is_some() {
-            let ipam = ipam_add(req)?;
-            let rq = req.clone();
-            undo.push("release IPAM addresses", move || {
-                ipam_exec(&rq, Command::Del).map_err(|e| e.to_string())
-            });
+        if let Some(ipam) = ipam {
+            let ipam = ipam.finish(&mut undo)?;
             if ipam.ips.is_empty() {
                 return Err(Error::plugin("IPAM plugin returned missing IP config"));
             }
@@ -358,31 +342,10 @@ impl Plugin for Bridge {
                     }
                 }
             }
-            sysctl::enable_forwarding(
-                result
-                    .ips
-                    .iter()
-                    .map(|ip| ip.address.addr())
-                    .collect::<Vec<_>>()
-                    .iter(),
-            )?;
-
+            sysctl::enable_forwarding(result.ips.iter().map(|ip| ip.address.addr()))?;
             if conf.ip_masq {
-                let nets: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
-                ipmasq::setup(conf.backend(), &nets, &owner(req))?;
-                let (n, i, c) = (
-                    req.net.name.clone(),
-                    req.ifname.clone(),
-                    req.container_id.clone(),
-                );
-                undo.push("remove ipMasq rules", move || {
-                    let o = Owner {
-                        network: &n,
-                        ifname: &i,
-                        container_id: &c,
-                    };
-                    ipmasq::teardown(&nets, &o).map_err(|e| e.to_string())
-                });
+                let nets = result.ips.iter().map(|ip| ip.address).collect();
+                attachment::masquerade(req, conf.backend(), nets, &mut undo)?;
             }
         }
 
@@ -406,96 +369,34 @@ impl Plugin for Bridge {
 
     fn del(&self, req: &Request) -> Result<()> {
         let conf = Conf::load_for_teardown(req)?;
-        let mut errors: Vec<String> = Vec::new();
-        // IPAM first: its release must happen even when the namespace is gone.
-        if conf.net.ipam_type().is_some() {
-            if let Err(e) = ipam_exec(req, Command::Del) {
-                errors.push(e.to_string());
+        attachment::del(req, conf.ip_masq, |errors| {
+            if conf.macspoofchk {
+                let id = spoofcheck::ref_id(&req.container_id, &req.ifname);
+                errors.note(spoofcheck::teardown(&id));
             }
-        }
-        let mut addrs = Vec::new();
-        if let Some(path) = &req.netns {
-            match container::delete_iface(path, &req.ifname) {
-                Ok(a) => addrs = a,
-                Err(e) => errors.push(e.to_string()),
-            }
-        }
-        if conf.macspoofchk {
-            if let Err(e) =
-                spoofcheck::teardown(&spoofcheck::ref_id(&req.container_id, &req.ifname))
-            {
-                errors.push(e.to_string());
-            }
-        }
-        if conf.ip_masq {
-            if let Some(prev) = req.net.prev_result().ok().flatten() {
-                addrs.extend(prev.ips.iter().map(|ip| ip.address));
-            }
-            addrs.dedup();
-            if let Err(e) = ipmasq::teardown(&addrs, &owner(req)) {
-                errors.push(e.to_string());
-            }
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::plugin(errors.join("; ")))
-        }
+        })
     }
 
     fn check(&self, req: &Request) -> Result<()> {
         let conf = Conf::load(req)?;
-        let prev = req
-            .net
-            .prev_result()?
-            .ok_or_else(|| Error::config("bridge: required prevResult missing"))?;
-        if conf.net.ipam_type().is_some() {
-            ipam_exec(req, Command::Check)?;
-        }
-        let ns = Netns::open(netns_path(req)?)?;
-        let path = ns.path().display().to_string();
-        let cont_index = prev
-            .interfaces
-            .iter()
-            .position(|i| i.name == req.ifname && i.sandbox.as_deref() == Some(path.as_str()))
-            .ok_or_else(|| {
-                Error::plugin(format!(
-                    "prevResult has no interface {} in sandbox {path}",
-                    req.ifname
-                ))
-            })?;
-        let mut cnl = Netlink::open_in(&ns)?;
-        let cont = container::check_iface(&mut cnl, &req.ifname, &prev, cont_index)?;
-        if cont.kind.as_deref() != Some("veth") {
-            return Err(Error::plugin(format!(
-                "container interface {} is not a veth",
-                req.ifname
-            )));
-        }
-
-        let mut host = Netlink::open()?;
-        let br = host
+        let masq = conf.ip_masq.then(|| conf.backend());
+        let mut c = attachment::check(req, "bridge", masq)?;
+        let br = c
+            .host
             .link_by_name(conf.bridge_name())
             .map_err(|e| Error::plugin(format!("bridge {} is missing: {e}", conf.bridge_name())))?;
         if br.kind.as_deref() != Some("bridge") {
             return Err(Error::plugin(format!("{} is not a bridge", br.name)));
         }
-        let peer = cont.peer_index.ok_or_else(|| {
-            Error::plugin(format!(
-                "container interface {} has no veth peer",
-                req.ifname
-            ))
-        })?;
-        let host_if = host
-            .link_by_index(peer)
-            .map_err(|e| Error::plugin(format!("host end of {} is missing: {e}", req.ifname)))?;
+        let host_if = &c.host_peer;
         if host_if.master != Some(br.index) {
             return Err(Error::plugin(format!(
                 "host veth {} is not attached to bridge {}",
                 host_if.name, br.name
             )));
         }
-        if !prev
+        if !c
+            .prev
             .interfaces
             .iter()
             .any(|i| i.name == host_if.name && i.sandbox.is_none())
@@ -504,15 +405,6 @@ impl Plugin for Bridge {
                 "host veth {} is not the one in prevResult",
                 host_if.name
             )));
-        }
-        if conf.ip_masq {
-            let nets: Vec<IpNet> = prev.ips.iter().map(|ip| ip.address).collect();
-            if !ipmasq::check(conf.backend(), &nets, &owner(req))? {
-                return Err(Error::plugin(format!(
-                    "ipMasq rules for container {} are missing",
-                    req.container_id
-                )));
-            }
         }
         if conf.macspoofchk
             && !spoofcheck::check(&spoofcheck::ref_id(&req.container_id, &req.ifname))?
@@ -527,39 +419,16 @@ impl Plugin for Bridge {
 
     fn gc(&self, req: &Request) -> Result<()> {
         let conf = Conf::load_for_teardown(req)?;
-        let keep: Vec<(String, String)> = req
-            .valid_attachments()?
-            .unwrap_or_default()
-            .into_iter()
-            .map(|a| (a.container_id, a.ifname))
-            .collect();
-        let mut errors = Vec::new();
-        if let Err(e) = ipmasq::gc(&req.net.name, &keep) {
-            errors.push(e.to_string());
-        }
-        if conf.macspoofchk {
-            if let Err(e) = gc_spoofchecks() {
-                errors.push(e.to_string());
+        attachment::gc(req, |errors| {
+            if conf.macspoofchk {
+                errors.note(gc_spoofchecks());
             }
-        }
-        if conf.net.ipam_type().is_some() {
-            if let Err(e) = ipam_exec(req, Command::Gc) {
-                errors.push(e.to_string());
-            }
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::plugin(errors.join("; ")))
-        }
+        })
     }
 
     fn status(&self, req: &Request) -> Result<()> {
-        let conf = Conf::load(req)?;
-        if conf.net.ipam_type().is_some() {
-            ipam_exec(req, Command::Status)?;
-        }
-        Ok(())
+        Conf::load(req)?;
+        attachment::status(req)
     }
 }
 

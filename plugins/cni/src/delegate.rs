@@ -185,6 +185,59 @@ pub fn ipam_spawn(req: &Request, command: Command) -> Result<Pending> {
     spawn(req, ipam_type(req)?, command)
 }
 
+/// An IPAM ADD started early, so the interface work of a plugin runs while
+/// the IPAM process does. [`IpamAdd::finish`] waits for its result and
+/// registers its release with the ADD's rollback; if the ADD fails before
+/// that, dropping it waits for the IPAM process and releases whatever it
+/// reserved, so a failed ADD leaves no reservation behind.
+pub struct IpamAdd {
+    pending: Option<Pending>,
+    req: Request,
+}
+
+impl IpamAdd {
+    /// Start the config's IPAM plugin; `None` when the config has no IPAM.
+    pub fn start(req: &Request) -> Result<Option<IpamAdd>> {
+        if req.net.ipam_type().is_none() {
+            return Ok(None);
+        }
+        Ok(Some(IpamAdd {
+            pending: Some(ipam_spawn(req, Command::Add)?),
+            req: req.clone(),
+        }))
+    }
+
+    /// Wait for the result; from here on `undo` owns its release.
+    pub fn finish(mut self, undo: &mut crate::rollback::Rollback) -> Result<CniResult> {
+        let pending = self
+            .pending
+            .take()
+            .ok_or_else(|| Error::new(PLUGIN_FAILURE, "IPAM result already taken"))?;
+        let plugin_type = pending.plugin_type.clone();
+        let result = pending.wait()?;
+        let req = self.req.clone();
+        undo.push("release IPAM addresses", move || {
+            ipam_exec(&req, Command::Del).map_err(|e| e.to_string())
+        });
+        result
+            .ok_or_else(|| Error::new(PLUGIN_FAILURE, format!("{plugin_type} returned no result")))
+    }
+}
+
+impl Drop for IpamAdd {
+    fn drop(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            // The ADD failed elsewhere while IPAM ran: let it finish, then
+            // give back what it took.
+            if pending.wait().is_ok() {
+                if let Err(e) = ipam_exec(&self.req, Command::Del) {
+                    log::warn!("rollback: release IPAM addresses: {e}");
+                }
+            }
+        }
+    }
+}
+
 fn ipam_type(req: &Request) -> Result<&str> {
     req.net
         .ipam_type()

@@ -4,6 +4,7 @@
 //! and sysctls. Errors name the operation and keep the errno as data.
 
 pub mod addr;
+pub mod attachment;
 pub mod container;
 pub mod error;
 pub mod iface;

@@ -44,7 +44,7 @@ pub fn ensure(key: &str, value: &str) -> Result<()> {
 
 /// Turn on IP forwarding in the caller's namespace for the families of
 /// `addrs` (`net.ipv4.ip_forward`, `net.ipv6.conf.all.forwarding`).
-pub fn enable_forwarding<'a>(addrs: impl IntoIterator<Item = &'a std::net::IpAddr>) -> Result<()> {
+pub fn enable_forwarding(addrs: impl IntoIterator<Item = std::net::IpAddr>) -> Result<()> {
     let (mut v4, mut v6) = (false, false);
     for a in addrs {
         if a.is_ipv4() {

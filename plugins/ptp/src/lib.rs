@@ -8,12 +8,12 @@
 //! to each container address, add masquerade rules. Any failure undoes what
 //! was done. DEL, CHECK, GC and STATUS as for bridge.
 
-use cni::delegate::{ipam_add, ipam_exec};
+use cni::delegate::IpamAdd;
 use cni::rollback::Rollback;
-use cni::{CniResult, Command, Error, Interface, NetConf, Plugin, Request, Result};
-use cni_kernel::ipmasq::{self, Backend, Owner};
+use cni::{CniResult, Error, Interface, NetConf, Plugin, Request, Result};
+use cni_kernel::ipmasq::Backend;
 use cni_kernel::route::{Route as KRoute, Scope};
-use cni_kernel::{container, iface, sysctl, Family, Netlink, Netns};
+use cni_kernel::{attachment, container, iface, sysctl, Family, Netlink, Netns};
 use ipnet::IpNet;
 use serde::Deserialize;
 
@@ -61,14 +61,6 @@ impl Conf {
     }
 }
 
-fn owner(req: &Request) -> Owner<'_> {
-    Owner {
-        network: &req.net.name,
-        ifname: &req.ifname,
-        container_id: &req.container_id,
-    }
-}
-
 /// A host-length prefix for `ip`: /32 or /128.
 fn host_net(ip: std::net::IpAddr) -> IpNet {
     IpNet::from(ip)
@@ -81,38 +73,13 @@ impl Plugin for Ptp {
 
     fn add(&self, req: &Request) -> Result<CniResult> {
         let conf = Conf::load(req)?;
-        let path = req
-            .netns
-            .as_deref()
-            .ok_or_else(|| Error::env("required env variables [CNI_NETNS] missing"))?;
-        let ns = Netns::open(path)?;
+        let ns = Netns::open(attachment::netns_path(req)?)?;
         let mut host = Netlink::open()?;
         let mut cnl = Netlink::open_in(&ns)?;
         let mut undo = Rollback::new();
-
-        let ipam = ipam_add(req)?;
-        let rq = req.clone();
-        undo.push("release IPAM addresses", move || {
-            ipam_exec(&rq, Command::Del).map_err(|e| e.to_string())
-        });
-        if ipam.ips.is_empty() {
-            return Err(Error::plugin("IPAM plugin returned missing IP config"));
-        }
-        for ip in &ipam.ips {
-            if ip.gateway.is_none() {
-                return Err(Error::plugin(format!(
-                    "IPAM gave {} no gateway; ptp routes everything via the gateway",
-                    ip.address
-                )));
-            }
-        }
-        sysctl::enable_forwarding(
-            ipam.ips
-                .iter()
-                .map(|ip| ip.address.addr())
-                .collect::<Vec<_>>()
-                .iter(),
-        )?;
+        // IPAM runs in its own process while we build the link.
+        let ipam =
+            IpamAdd::start(req)?.ok_or_else(|| Error::config("ipam: ptp needs an IPAM plugin"))?;
 
         let (host_if, cont_if) =
             container::create_veth_pair(&mut host, &ns, &mut cnl, &req.ifname, conf.mtu, None)?;
@@ -121,7 +88,26 @@ impl Plugin for Ptp {
             let mut nl = Netlink::open().map_err(|e| e.to_string())?;
             nl.del_link(host_index).map_err(|e| e.to_string())
         });
+        // A point-to-point link has exactly two ends, both ours: duplicate
+        // address detection can find nothing and would only hold IPv6
+        // addresses back for a second or more, so switch it off on both.
+        // Both ends must be up for the container's link to carry packets.
+        let ifname = req.ifname.clone();
+        ns.run(move || disable_dad(&ifname))??;
+        disable_dad(&host_if.name)?;
+        host.set_up(host_if.index)?;
 
+        let ipam = ipam.finish(&mut undo)?;
+        if ipam.ips.is_empty() {
+            return Err(Error::plugin("IPAM plugin returned missing IP config"));
+        }
+        if let Some(ip) = ipam.ips.iter().find(|ip| ip.gateway.is_none()) {
+            return Err(Error::plugin(format!(
+                "IPAM gave {} no gateway; ptp routes everything via the gateway",
+                ip.address
+            )));
+        }
+        sysctl::enable_forwarding(ipam.ips.iter().map(|ip| ip.address.addr()))?;
         let mut result = CniResult {
             interfaces: vec![
                 Interface {
@@ -143,15 +129,6 @@ impl Plugin for Ptp {
         for ip in &mut result.ips {
             ip.interface = Some(1);
         }
-
-        // A point-to-point link has exactly two ends, both ours: duplicate
-        // address detection can find nothing and would only hold IPv6
-        // addresses back for a second or more, so switch it off on both.
-        // Both ends must be up for the container's link to carry packets.
-        let ifname = req.ifname.clone();
-        ns.run(move || disable_dad(&ifname))??;
-        disable_dad(&host_if.name)?;
-        host.set_up(host_if.index)?;
 
         // Container side: addresses and IPAM's routes, then replace the
         // kernel's on-link subnet route by "gateway on the link, subnet via
@@ -192,21 +169,8 @@ impl Plugin for Ptp {
         }
 
         if conf.ip_masq {
-            let nets: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
-            ipmasq::setup(conf.backend(), &nets, &owner(req))?;
-            let (n, i, c) = (
-                req.net.name.clone(),
-                req.ifname.clone(),
-                req.container_id.clone(),
-            );
-            undo.push("remove ipMasq rules", move || {
-                let o = Owner {
-                    network: &n,
-                    ifname: &i,
-                    container_id: &c,
-                };
-                ipmasq::teardown(&nets, &o).map_err(|e| e.to_string())
-            });
+            let nets = result.ips.iter().map(|ip| ip.address).collect();
+            attachment::masquerade(req, conf.backend(), nets, &mut undo)?;
         }
         if let Some(dns) = &conf.net.dns {
             result.dns = dns.clone();
@@ -216,78 +180,19 @@ impl Plugin for Ptp {
     }
 
     fn del(&self, req: &Request) -> Result<()> {
+        // Without IPAM, ADD refused the config: nothing was reserved, and
+        // attachment::del forwards DEL only where there is an IPAM plugin.
         let conf = Conf::load_for_teardown(req)?;
-        let mut errors: Vec<String> = Vec::new();
-        // Without IPAM, ADD refused the config: nothing was reserved.
-        if conf.net.ipam_type().is_some() {
-            if let Err(e) = ipam_exec(req, Command::Del) {
-                errors.push(e.to_string());
-            }
-        }
-        let mut addrs = Vec::new();
-        if let Some(path) = &req.netns {
-            match container::delete_iface(path, &req.ifname) {
-                Ok(a) => addrs = a,
-                Err(e) => errors.push(e.to_string()),
-            }
-        }
-        if conf.ip_masq {
-            if let Some(prev) = req.net.prev_result().ok().flatten() {
-                addrs.extend(prev.ips.iter().map(|ip| ip.address));
-            }
-            addrs.dedup();
-            if let Err(e) = ipmasq::teardown(&addrs, &owner(req)) {
-                errors.push(e.to_string());
-            }
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::plugin(errors.join("; ")))
-        }
+        attachment::del(req, conf.ip_masq, |_| {})
     }
 
     fn check(&self, req: &Request) -> Result<()> {
         let conf = Conf::load(req)?;
-        let prev = req
-            .net
-            .prev_result()?
-            .ok_or_else(|| Error::config("ptp: required prevResult missing"))?;
-        ipam_exec(req, Command::Check)?;
-        let path = req
-            .netns
-            .as_deref()
-            .ok_or_else(|| Error::env("required env variables [CNI_NETNS] missing"))?;
-        let ns = Netns::open(path)?;
-        let sandbox = ns.path().display().to_string();
-        let cont_index = prev
-            .interfaces
-            .iter()
-            .position(|i| i.name == req.ifname && i.sandbox.as_deref() == Some(sandbox.as_str()))
-            .ok_or_else(|| {
-                Error::plugin(format!(
-                    "prevResult has no interface {} in sandbox {sandbox}",
-                    req.ifname
-                ))
-            })?;
-        let mut cnl = Netlink::open_in(&ns)?;
-        let cont = container::check_iface(&mut cnl, &req.ifname, &prev, cont_index)?;
-        let peer = cont.peer_index.ok_or_else(|| {
-            Error::plugin(format!(
-                "container interface {} has no veth peer",
-                req.ifname
-            ))
-        })?;
-        let mut host = Netlink::open()?;
-        let host_if = host
-            .link_by_index(peer)
-            .map_err(|e| Error::plugin(format!("host end of {} is missing: {e}", req.ifname)))?;
-        let host_addrs = host.addrs(Some(host_if.index), None)?;
-        for ip in prev
-            .ips
-            .iter()
-            .filter(|ip| ip.interface == Some(cont_index))
-        {
+        let masq = conf.ip_masq.then(|| conf.backend());
+        let mut c = attachment::check(req, "ptp", masq)?;
+        let host_if = &c.host_peer;
+        let host_addrs = c.host.addrs(Some(host_if.index), None)?;
+        for ip in c.prev.ips.iter().filter(|ip| ip.interface == Some(c.index)) {
             if let Some(gw) = ip.gateway {
                 if !host_addrs.iter().any(|a| a.net == host_net(gw)) {
                     return Err(Error::plugin(format!(
@@ -298,7 +203,8 @@ impl Plugin for Ptp {
             }
             let family = Family::of(&ip.address.addr());
             let want = host_net(ip.address.addr());
-            if !host
+            if !c
+                .host
                 .routes(family)?
                 .iter()
                 .any(|r| r.dst == want && r.oif == Some(host_if.index))
@@ -310,45 +216,17 @@ impl Plugin for Ptp {
                 )));
             }
         }
-        if conf.ip_masq {
-            let nets: Vec<IpNet> = prev.ips.iter().map(|ip| ip.address).collect();
-            if !ipmasq::check(conf.backend(), &nets, &owner(req))? {
-                return Err(Error::plugin(format!(
-                    "ipMasq rules for container {} are missing",
-                    req.container_id
-                )));
-            }
-        }
         Ok(())
     }
 
     fn gc(&self, req: &Request) -> Result<()> {
-        let conf = Conf::load_for_teardown(req)?;
-        let keep: Vec<(String, String)> = req
-            .valid_attachments()?
-            .unwrap_or_default()
-            .into_iter()
-            .map(|a| (a.container_id, a.ifname))
-            .collect();
-        let mut errors = Vec::new();
-        if let Err(e) = ipmasq::gc(&req.net.name, &keep) {
-            errors.push(e.to_string());
-        }
-        if conf.net.ipam_type().is_some() {
-            if let Err(e) = ipam_exec(req, Command::Gc) {
-                errors.push(e.to_string());
-            }
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::plugin(errors.join("; ")))
-        }
+        Conf::load_for_teardown(req)?;
+        attachment::gc(req, |_| {})
     }
 
     fn status(&self, req: &Request) -> Result<()> {
         Conf::load(req)?;
-        ipam_exec(req, Command::Status)
+        attachment::status(req)
     }
 }
 

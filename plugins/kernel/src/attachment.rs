@@ -1,0 +1,217 @@
+//! What every veth-based plugin (bridge, ptp) does the same way around its
+//! own work: DEL's teardown, CHECK's look at the container interface and
+//! its host peer, GC of masquerade rules, and forwarding to IPAM.
+
+use crate::container;
+use crate::ipmasq::{self, Backend, Owner};
+use crate::link::Link;
+use crate::netlink::Netlink;
+use crate::netns::Netns;
+use cni::delegate::{ipam_exec, ipam_spawn};
+use cni::{CniResult, Command, Error, Request, Result};
+use ipnet::IpNet;
+
+/// The owner of an attachment's masquerade rules.
+pub fn owner(req: &Request) -> Owner<'_> {
+    Owner {
+        network: &req.net.name,
+        ifname: &req.ifname,
+        container_id: &req.container_id,
+    }
+}
+
+/// `CNI_NETNS`, required for ADD and CHECK.
+pub fn netns_path(req: &Request) -> Result<&std::path::Path> {
+    req.netns
+        .as_deref()
+        .ok_or_else(|| Error::env("required env variables [CNI_NETNS] missing"))
+}
+
+/// ADD's masquerade step: rules for `nets`, removed again if the ADD fails later.
+pub fn masquerade(
+    req: &Request,
+    backend: Backend,
+    nets: Vec<IpNet>,
+    undo: &mut cni::rollback::Rollback,
+) -> Result<()> {
+    ipmasq::setup(backend, &nets, &owner(req))?;
+    let (n, i, c) = (
+        req.net.name.clone(),
+        req.ifname.clone(),
+        req.container_id.clone(),
+    );
+    undo.push("remove ipMasq rules", move || {
+        let o = Owner {
+            network: &n,
+            ifname: &i,
+            container_id: &c,
+        };
+        ipmasq::teardown(&nets, &o).map_err(|e| e.to_string())
+    });
+    Ok(())
+}
+
+/// Errors collected while tearing down, so one failure does not stop the
+/// rest of the cleanup; reported together at the end.
+#[derive(Default)]
+pub struct Errors(Vec<String>);
+
+impl Errors {
+    pub fn note<T, E: std::fmt::Display>(&mut self, r: std::result::Result<T, E>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.0.push(e.to_string());
+                None
+            }
+        }
+    }
+
+    pub fn into_result(self) -> Result<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::plugin(self.0.join("; ")))
+        }
+    }
+}
+
+/// DEL of a veth attachment: IPAM release (started first and run alongside
+/// the rest, so it happens even when the namespace is gone), the container
+/// interface, `extra` (plugin-specific rules), then the masquerade rules.
+/// Everything tolerates absence; every failure is reported, none stops the
+/// cleanup.
+pub fn del(req: &Request, ip_masq: bool, extra: impl FnOnce(&mut Errors)) -> Result<()> {
+    let mut errors = Errors::default();
+    let ipam = if req.net.ipam_type().is_some() {
+        errors.note(ipam_spawn(req, Command::Del))
+    } else {
+        None
+    };
+    let mut addrs: Vec<IpNet> = Vec::new();
+    if let Some(path) = &req.netns {
+        addrs = errors
+            .note(container::delete_iface(path, &req.ifname))
+            .unwrap_or_default();
+    }
+    extra(&mut errors);
+    if ip_masq {
+        if let Some(prev) = req.net.prev_result().ok().flatten() {
+            addrs.extend(prev.ips.iter().map(|ip| ip.address));
+        }
+        addrs.sort();
+        addrs.dedup();
+        errors.note(ipmasq::teardown(&addrs, &owner(req)));
+    }
+    if let Some(p) = ipam {
+        errors.note(p.wait());
+    }
+    errors.into_result()
+}
+
+/// What CHECK found of a veth attachment.
+pub struct Checked {
+    pub prev: CniResult,
+    /// The container interface's index in `prev.interfaces`.
+    pub index: usize,
+    pub container: Link,
+    pub host_peer: Link,
+    pub host: Netlink,
+}
+
+/// CHECK of a veth attachment: `prevResult` is required; IPAM CHECK runs
+/// alongside; the container interface must match `prevResult` (MAC,
+/// addresses, routes) and its veth peer must exist on the host; with
+/// `ip_masq` the masquerade rules must be there. The plugin checks its own
+/// specifics on what is returned.
+pub fn check(req: &Request, plugin: &str, ip_masq: Option<Backend>) -> Result<Checked> {
+    let prev = req
+        .net
+        .prev_result()?
+        .ok_or_else(|| Error::config(format!("{plugin}: required prevResult missing")))?;
+    let ipam = match req.net.ipam_type() {
+        Some(_) => Some(ipam_spawn(req, Command::Check)?),
+        None => None,
+    };
+    let ns = Netns::open(netns_path(req)?)?;
+    let sandbox = ns.path().display().to_string();
+    let index = prev
+        .interfaces
+        .iter()
+        .position(|i| i.name == req.ifname && i.sandbox.as_deref() == Some(sandbox.as_str()))
+        .ok_or_else(|| {
+            Error::plugin(format!(
+                "prevResult has no interface {} in sandbox {sandbox}",
+                req.ifname
+            ))
+        })?;
+    let mut cnl = Netlink::open_in(&ns)?;
+    let cont = container::check_iface(&mut cnl, &req.ifname, &prev, index)?;
+    if cont.kind.as_deref() != Some("veth") {
+        return Err(Error::plugin(format!(
+            "container interface {} is not a veth",
+            req.ifname
+        )));
+    }
+    let peer = cont.peer_index.ok_or_else(|| {
+        Error::plugin(format!(
+            "container interface {} has no veth peer",
+            req.ifname
+        ))
+    })?;
+    let mut host = Netlink::open()?;
+    let host_peer = host
+        .link_by_index(peer)
+        .map_err(|e| Error::plugin(format!("host end of {} is missing: {e}", req.ifname)))?;
+    if let Some(backend) = ip_masq {
+        let nets: Vec<IpNet> = prev.ips.iter().map(|ip| ip.address).collect();
+        if !ipmasq::check(backend, &nets, &owner(req))? {
+            return Err(Error::plugin(format!(
+                "ipMasq rules for container {} are missing",
+                req.container_id
+            )));
+        }
+    }
+    if let Some(p) = ipam {
+        p.wait()?;
+    }
+    Ok(Checked {
+        prev,
+        index,
+        container: cont,
+        host_peer,
+        host,
+    })
+}
+
+/// GC of a veth attachment's network: masquerade rules of attachments not
+/// in `cni.dev/valid-attachments`, `extra` (plugin-specific), then GC
+/// forwarded to IPAM. Keeps going on errors and reports them all.
+pub fn gc(req: &Request, extra: impl FnOnce(&mut Errors)) -> Result<()> {
+    let keep: Vec<(String, String)> = req
+        .valid_attachments()?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| (a.container_id, a.ifname))
+        .collect();
+    let mut errors = Errors::default();
+    let ipam = if req.net.ipam_type().is_some() {
+        errors.note(ipam_spawn(req, Command::Gc))
+    } else {
+        None
+    };
+    errors.note(ipmasq::gc(&req.net.name, &keep));
+    extra(&mut errors);
+    if let Some(p) = ipam {
+        errors.note(p.wait());
+    }
+    errors.into_result()
+}
+
+/// STATUS: forwarded to IPAM; ready when IPAM is (or there is none).
+pub fn status(req: &Request) -> Result<()> {
+    match req.net.ipam_type() {
+        Some(_) => ipam_exec(req, Command::Status),
+        None => Ok(()),
+    }
+}
