@@ -634,6 +634,53 @@ mod tests {
         assert_eq!(call(&Fake::default(), &env, CONF).code, 0);
     }
 
+    /// Every prefix of a valid config, and every one-byte corruption of it,
+    /// gets a JSON answer: success or a CNI error, never a panic.
+    #[test]
+    fn mangled_configs_never_panic() {
+        let conf = r#"{"cniVersion":"1.0.0","name":"net1","type":"fake","ipam":{"type":"x"},
+            "prevResult":{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2/24"}]},
+            "runtimeConfig":{"mac":"aa:bb:cc:dd:ee:ff"},"args":{"cni":{"ips":["10.0.0.9"]}}}"#;
+        let p = Fake::default();
+        let check = |input: &str| {
+            for cmd in ["ADD", "DEL", "CHECK", "GC", "STATUS"] {
+                let mut env = add_env(cmd);
+                env.push(("CNI_ARGS", "IgnoreUnknown=1;IP=10.0.0.9"));
+                let o = call(&p, &env, input);
+                let j: serde_json::Value = if o.stdout.is_empty() {
+                    serde_json::Value::Null
+                } else {
+                    serde_json::from_str(&o.stdout)
+                        .unwrap_or_else(|e| panic!("{cmd} {input:?}: {e}: {}", o.stdout))
+                };
+                if o.code != 0 {
+                    assert!(
+                        j["code"].is_u64() && j["msg"].is_string(),
+                        "{cmd} {input:?}: {j}"
+                    );
+                }
+            }
+        };
+        for end in 0..conf.len() {
+            if conf.is_char_boundary(end) {
+                check(&conf[..end]);
+            }
+        }
+        for (i, _) in conf.char_indices() {
+            for b in ["\"", "{", "]", "0", "-", "\\", "\u{0}"] {
+                let mut m = conf.to_string();
+                m.replace_range(i..i + 1, b);
+                check(&m);
+            }
+        }
+        // Deep nesting stops at serde's recursion limit with an error.
+        check(&format!(
+            r#"{{"name":"n","x":{}{}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        ));
+    }
+
     #[test]
     fn request_env_for_delegates() {
         let p = Fake::default();
