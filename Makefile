@@ -1,11 +1,13 @@
 # Everything here needs root: plugins create namespaces, links and rules,
 # and the default install directory is /opt/cni/bin.
 #
-#   make install   build release binaries, install them into $(PREFIX), run the demo
+#   make install   build release binaries, install the plugins into $(PREFIX) and
+#                  cnitool into $(BINDIR), run the demo
 #   make test      formatting, lints, then every test (unit, namespace, conformance, interop)
 #   make bench     the benchmarks under bench/, against the reference plugins in /usr/lib/cni
 
 PREFIX ?= /opt/cni/bin
+BINDIR ?= /usr/local/bin
 PLUGINS := bridge ptp loopback host-local static
 CARGO ?= cargo
 # Release plugins are linked statically: no dynamic loader at start-up, half
@@ -24,7 +26,9 @@ build:
 install: build
 	install -d $(PREFIX)
 	for p in $(PLUGINS); do install -m 0755 $(RELEASE)/$$p $(PREFIX)/$$p; done
-	@echo "installed $(PLUGINS) into $(PREFIX)"
+	install -d $(BINDIR)
+	install -m 0755 $(RELEASE)/cnitool $(BINDIR)/cnitool
+	@echo "installed $(PLUGINS) into $(PREFIX), cnitool into $(BINDIR)"
 	scripts/demo.sh $(PREFIX)
 
 demo:

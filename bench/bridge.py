@@ -9,8 +9,9 @@ nothing touches this machine's own interfaces.
 
 Prints per-verb median and p95, the ratio ours/reference, the peak RSS of
 one ADD (the plugin and the IPAM plugin it runs), the binary sizes, and the
-kernel's own floor for DEL: `ip link del` of a veth whose peer sits in a
-namespace, timed in the same run.
+kernel's own floor for DEL: `ip link del` of a veth wired as an attachment
+is (host end on a bridge, container end up with an address), timed in the
+same run.
 
 usage: sudo python3 bench/bridge.py [--cycles N] [--ours DIR] [--reference DIR]
 Ours default to target/<host triple>/release, as `make build` makes them
@@ -131,6 +132,8 @@ def main():
             return e
 
         floor = []
+        subprocess.run(["ip", "link", "add", "br-flo", "type", "bridge"], check=True)
+        subprocess.run(["ip", "link", "set", "br-flo", "up"], check=True)
         for i in range(args.cycles + 1):
             for name, impl in impls.items():
                 ctr = f"{tag}-{name[:3]}{i}"
@@ -153,12 +156,17 @@ def main():
                 impl["add"].append(t_add)
                 impl["check"].append(t_check)
                 impl["del"].append(t_del)
-            # The kernel's floor for DEL: remove a veth whose peer is in a namespace.
+            # The kernel's floor for DEL: remove a veth wired as an attachment
+            # is (host end up on a bridge, container end up with an address),
+            # with `ip link del`.
             ctr = f"{tag}-floor{i}"
             subprocess.run(["ip", "netns", "add", ctr], check=True)
             made.append(ctr)
-            subprocess.run(["ip", "link", "add", "vfloor", "type", "veth", "peer", "name", "eth0",
-                            "netns", ctr], check=True)
+            for cmd in (["ip", "link", "add", "vfloor", "type", "veth", "peer", "name", "eth0", "netns", ctr],
+                        ["ip", "link", "set", "vfloor", "master", "br-flo", "up"],
+                        ["ip", "-n", ctr, "addr", "add", "10.98.0.2/24", "dev", "eth0"],
+                        ["ip", "-n", ctr, "link", "set", "eth0", "up"]):
+                subprocess.run(cmd, check=True)
             start = time.perf_counter()
             subprocess.run(["ip", "link", "del", "vfloor"], check=True)
             if i > 0:
@@ -175,7 +183,7 @@ def main():
             print(f"{verb.upper():6} {ms(om):>9} {ms(pct(o[verb], 95)):>9} {ms(rm):>9} "
                   f"{ms(pct(r[verb], 95)):>9} {om / rm:>10.2f}")
         fm = statistics.median(floor)
-        print(f"DEL floor (`ip link del` of a veth, same run): median {ms(fm).strip()} ms, "
+        print(f"DEL floor (`ip link del` of a bridged veth, same run): median {ms(fm).strip()} ms, "
               f"p95 {ms(pct(floor, 95)).strip()} ms; our DEL / floor = {statistics.median(o['del']) / fm:.2f}")
         if o["rss"] and r["rss"]:
             print(f"peak RSS of one ADD (bridge and the IPAM it runs): ours {o['rss']} KiB, "

@@ -1,1 +1,576 @@
-fn main() {}
+//! `cnitool`: run a network config list against a network namespace by
+//! hand, as the reference `cnitool` does, on top of `libcni`.
+
+use libcni::{Attachment, CniConfig, NetworkConfigList, RuntimeConf};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha512};
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+const USAGE: &str = "\
+cnitool: run a CNI network configuration against a network namespace
+
+Usage:
+  cnitool [options] add    <network> <netns-path>
+  cnitool [options] check  <network> <netns-path>
+  cnitool [options] del    <network> <netns-path>
+  cnitool [options] gc     <network> [<netns-path>]
+  cnitool [options] status <network> [<netns-path>]
+
+Commands:
+  add     ADD each plugin of the network's config list in order, each given the
+          previous one's result; cache the final result and print it (JSON).
+  check   CHECK each plugin in order against the cached result.
+  del     DEL each plugin in reverse order with the cached result; remove the
+          cache entry. Repeating it is harmless.
+  gc      DEL every cached attachment of the network that is not declared valid
+          with --valid/--valid-id (without them, every cached attachment of the
+          network is stale, as with the reference cnitool), using the netns,
+          CNI_ARGS and CAP_ARGS it was added with; then, for 1.1.0 configs,
+          send GC to each plugin with the valid attachments. Keeps going after
+          errors and reports them all. The netns path is accepted and ignored.
+  status  STATUS each plugin in order (1.1.0 configs; older ones have no
+          STATUS and report ready). The netns path is accepted and ignored.
+
+Options:
+  -i, --ifname NAME         interface name inside the namespace
+                            (default: $CNI_IFNAME, else eth0)
+      --cache-dir DIR       result cache root (default /var/lib/cni; entries
+                            are DIR/results/<network>-<containerID>-<ifname>)
+      --valid NETNS         gc: the attachment cnitool made in NETNS (with the
+                            interface name above) is in use; repeatable
+      --valid-id ID[:IFNAME]
+                            gc: the attachment of container ID (interface name
+                            as above unless given) is in use; repeatable
+  -h, --help                print this text
+
+Environment:
+  NETCONFPATH   directory of network configs (default /etc/cni/net.d): the first
+                *.conflist (by file name) with the network's name, else the
+                first single-plugin *.conf or *.json with it
+  CNI_PATH      ':'-separated directories holding the plugin binaries
+  CNI_ARGS      'K=V;K=V', given to every plugin as CNI_ARGS
+  CAP_ARGS      capability args as a JSON object, e.g.
+                '{\"portMappings\":[{\"hostPort\":8080,\"containerPort\":80,\"protocol\":\"tcp\"}]}';
+                each plugin gets those its \"capabilities\" enable
+  CNI_IFNAME    interface name when -i is not given
+  CNI_LOG_LEVEL error, warn (default), info, debug: messages on stderr
+
+The container ID is \"cnitool-\" followed by the first 10 bytes of the SHA-512
+of the absolute netns path, in hex: the reference cnitool's ID, so either tool
+can check or delete what the other added (they share the cache format too).
+Plugins' messages go to stderr. Errors go to stderr with exit status 1.
+";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Add,
+    Check,
+    Del,
+    Gc,
+    Status,
+}
+
+impl Verb {
+    fn parse(s: &str) -> Option<Verb> {
+        Some(match s {
+            "add" => Verb::Add,
+            "check" => Verb::Check,
+            "del" => Verb::Del,
+            "gc" => Verb::Gc,
+            "status" => Verb::Status,
+            _ => return None,
+        })
+    }
+
+    fn needs_netns(self) -> bool {
+        matches!(self, Verb::Add | Verb::Check | Verb::Del)
+    }
+}
+
+/// One run of the tool, everything resolved.
+#[derive(Debug, PartialEq)]
+struct Invocation {
+    verb: Verb,
+    network: String,
+    conf_dir: PathBuf,
+    cni: CniConfig,
+    rt: RuntimeConf,
+    /// gc: the attachments declared valid; `None` when none was.
+    valid: Option<Vec<Attachment>>,
+}
+
+#[derive(Debug, PartialEq)]
+enum Parsed {
+    Help,
+    Run(Box<Invocation>),
+}
+
+/// An attachment named on the command line, resolved once the interface
+/// name is known.
+enum ValidSpec {
+    Netns(OsString),
+    Id(String, Option<String>),
+}
+
+/// Parse the command line (without the program name) and the environment.
+fn parse(
+    args: &[OsString],
+    env: &dyn Fn(&str) -> Option<String>,
+    cwd: &Path,
+) -> Result<Parsed, String> {
+    let mut positional: Vec<OsString> = Vec::new();
+    let mut ifname: Option<String> = None;
+    let mut cache_dir: Option<PathBuf> = None;
+    let mut valid: Vec<ValidSpec> = Vec::new();
+    let mut it = args.iter();
+    let mut options_done = false;
+    while let Some(arg) = it.next() {
+        let s = arg.to_string_lossy();
+        if options_done || !s.starts_with('-') || s == "-" {
+            positional.push(arg.clone());
+            continue;
+        }
+        let (flag, inline) = match s.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(OsString::from(v))),
+            _ => (s.to_string(), None),
+        };
+        let mut value = |name: &str| -> Result<OsString, String> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => it
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| format!("option {name} needs a value")),
+            }
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Parsed::Help),
+            "--" => options_done = true,
+            "-i" | "--ifname" => ifname = Some(utf8(value(&flag)?, &flag)?),
+            "--cache-dir" => cache_dir = Some(PathBuf::from(value(&flag)?)),
+            "--valid" => valid.push(ValidSpec::Netns(value(&flag)?)),
+            "--valid-id" => {
+                let v = utf8(value(&flag)?, &flag)?;
+                let (id, ifname) = match v.split_once(':') {
+                    Some((id, ifname)) => (id.to_string(), Some(ifname.to_string())),
+                    None => (v, None),
+                };
+                if id.is_empty() || ifname.as_deref() == Some("") {
+                    return Err(format!("--valid-id wants ID or ID:IFNAME, not {id:?}"));
+                }
+                valid.push(ValidSpec::Id(id, ifname));
+            }
+            _ => return Err(format!("unknown option {flag}\n\n{}", short_usage())),
+        }
+    }
+    if positional.first().is_some_and(|p| p == "help") {
+        return Ok(Parsed::Help);
+    }
+    let Some(verb_arg) = positional.first() else {
+        return Err(short_usage());
+    };
+    let verb_str = verb_arg.to_string_lossy();
+    let verb = Verb::parse(&verb_str)
+        .ok_or_else(|| format!("unknown command {verb_str:?}\n\n{}", short_usage()))?;
+    let network = match positional.get(1) {
+        Some(n) => utf8(n.clone(), "network name")?,
+        None => {
+            return Err(format!(
+                "{verb_str}: missing network name\n\n{}",
+                short_usage()
+            ))
+        }
+    };
+    let netns = positional.get(2);
+    if verb.needs_netns() && netns.is_none() {
+        return Err(format!(
+            "{verb_str}: missing netns path\n\n{}",
+            short_usage()
+        ));
+    }
+    if positional.len() > 3 {
+        return Err(format!(
+            "{verb_str}: unexpected argument {:?}\n\n{}",
+            positional[3],
+            short_usage()
+        ));
+    }
+    if !valid.is_empty() && verb != Verb::Gc {
+        return Err("--valid and --valid-id belong to gc".into());
+    }
+
+    let ifname = ifname
+        .or_else(|| env("CNI_IFNAME").filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "eth0".into());
+    let conf_dir = env("NETCONFPATH")
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| libcni::DEFAULT_CONF_DIR.into());
+    let cni_path: Vec<PathBuf> = env("CNI_PATH")
+        .unwrap_or_default()
+        .split(':')
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .collect();
+    let args = match env("CNI_ARGS").filter(|s| !s.is_empty()) {
+        Some(s) => parse_cni_args(&s)?,
+        None => Vec::new(),
+    };
+    let capability_args = match env("CAP_ARGS").filter(|s| !s.is_empty()) {
+        Some(s) => parse_cap_args(&s)?,
+        None => Map::new(),
+    };
+    let (netns, container_id) = match netns {
+        Some(p) => {
+            let abs = absolute(p, cwd);
+            let id = derive_container_id(&abs);
+            (utf8(abs, "netns path")?, id)
+        }
+        None => (String::new(), String::new()),
+    };
+    let valid = if valid.is_empty() {
+        None
+    } else {
+        Some(
+            valid
+                .into_iter()
+                .map(|v| match v {
+                    ValidSpec::Netns(p) => Attachment {
+                        container_id: derive_container_id(&absolute(&p, cwd)),
+                        ifname: ifname.clone(),
+                    },
+                    ValidSpec::Id(id, i) => Attachment {
+                        container_id: id,
+                        ifname: i.unwrap_or_else(|| ifname.clone()),
+                    },
+                })
+                .collect(),
+        )
+    };
+    let mut cni = CniConfig::new(cni_path);
+    if let Some(dir) = cache_dir {
+        cni = cni.with_cache_dir(dir);
+    }
+    Ok(Parsed::Run(Box::new(Invocation {
+        verb,
+        network,
+        conf_dir: conf_dir.into(),
+        cni,
+        rt: RuntimeConf {
+            container_id,
+            netns,
+            ifname,
+            args,
+            capability_args,
+        },
+        valid,
+    })))
+}
+
+fn short_usage() -> String {
+    "usage: cnitool [options] {add|check|del|gc|status} <network> <netns-path> (cnitool --help for more)"
+        .into()
+}
+
+fn utf8(s: OsString, what: &str) -> Result<String, String> {
+    s.into_string()
+        .map_err(|s| format!("{what}: not valid UTF-8: {:?}", s))
+}
+
+/// `CNI_ARGS` as the reference cnitool reads it: `K=V` pairs split on `;`,
+/// each with exactly one `=` and both sides non-empty.
+fn parse_cni_args(s: &str) -> Result<Vec<(String, String)>, String> {
+    s.split(';')
+        .map(|pair| {
+            let mut kv = pair.split('=');
+            match (kv.next(), kv.next(), kv.next()) {
+                (Some(k), Some(v), None) if !k.is_empty() && !v.is_empty() => {
+                    Ok((k.to_string(), v.to_string()))
+                }
+                _ => Err(format!(
+                    "CNI_ARGS: invalid pair {pair:?} (want K=V;K=V, both sides non-empty)"
+                )),
+            }
+        })
+        .collect()
+}
+
+fn parse_cap_args(s: &str) -> Result<Map<String, Value>, String> {
+    match serde_json::from_str::<Value>(s) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err("CAP_ARGS: must be a JSON object".into()),
+        Err(e) => Err(format!("CAP_ARGS: invalid JSON: {e}")),
+    }
+}
+
+/// Go's `filepath.Abs`: joined to the working directory when relative,
+/// then cleaned lexically (`.`, `..`, repeated and trailing slashes), so
+/// the container ID matches the reference cnitool's for the same argument.
+fn absolute(p: &OsString, cwd: &Path) -> OsString {
+    let bytes = p.as_bytes();
+    let joined: Vec<u8> = if bytes.first() == Some(&b'/') {
+        bytes.to_vec()
+    } else {
+        let mut j = cwd.as_os_str().as_bytes().to_vec();
+        j.push(b'/');
+        j.extend_from_slice(bytes);
+        j
+    };
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for part in joined.split(|b| *b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    let mut out = Vec::new();
+    for part in &parts {
+        out.push(b'/');
+        out.extend_from_slice(part);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    OsString::from_vec(out)
+}
+
+/// `cnitool-` + hex of the first 10 bytes of SHA-512(netns path).
+fn derive_container_id(abs_netns: &OsString) -> String {
+    let digest = Sha512::digest(abs_netns.as_bytes());
+    let hex: String = digest[..10].iter().map(|b| format!("{b:02x}")).collect();
+    format!("cnitool-{hex}")
+}
+
+/// Run the verb; `add` returns the text to print.
+fn run(inv: &Invocation) -> libcni::Result<Option<String>> {
+    let list = NetworkConfigList::load(&inv.conf_dir, &inv.network)?;
+    match inv.verb {
+        Verb::Add => {
+            let result = inv.cni.add_network_list(&list, &inv.rt)?;
+            Ok(Some(pretty(&result.to_value(list.cni_version))))
+        }
+        Verb::Check => inv.cni.check_network_list(&list, &inv.rt).map(|_| None),
+        Verb::Del => inv.cni.del_network_list(&list, &inv.rt).map(|_| None),
+        Verb::Gc => inv
+            .cni
+            .gc_network_list(&list, inv.valid.as_deref())
+            .map(|_| None),
+        Verb::Status => inv.cni.status_network_list(&list).map(|_| None),
+    }
+}
+
+/// JSON indented by four spaces, as the reference prints results.
+fn pretty(v: &Value) -> String {
+    use serde::Serialize;
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    match v.serialize(&mut ser) {
+        Ok(()) => String::from_utf8_lossy(&out).into_owned(),
+        Err(_) => v.to_string(),
+    }
+}
+
+fn main() {
+    cni::logger::init();
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let env = |k: &str| std::env::var(k).ok();
+    let inv = match parse(&args, &env, &cwd) {
+        Ok(Parsed::Help) => {
+            print!("{USAGE}");
+            return;
+        }
+        Ok(Parsed::Run(inv)) => inv,
+        Err(msg) => {
+            eprintln!("{msg}");
+            std::process::exit(1);
+        }
+    };
+    match run(&inv) {
+        Ok(Some(out)) => println!("{out}"),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse_with(args: &[&str], env: &[(&str, &str)]) -> Result<Parsed, String> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        parse(&args, &|k| env.get(k).cloned(), Path::new("/work/dir"))
+    }
+
+    fn inv(args: &[&str], env: &[(&str, &str)]) -> Invocation {
+        match parse_with(args, env) {
+            Ok(Parsed::Run(i)) => *i,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn container_id_is_the_reference_hash_of_the_absolute_path() {
+        // printf %s /run/netns/demo | sha512sum | cut -c1-20
+        let want = "cnitool-78367785f8561ce49ede";
+        assert_eq!(
+            derive_container_id(&OsString::from("/run/netns/demo")),
+            want
+        );
+        let i = inv(&["add", "net", "/run/netns/demo"], &[]);
+        assert_eq!(i.rt.container_id, want);
+        assert_eq!(i.rt.netns, "/run/netns/demo");
+        // Relative and unclean paths are made absolute and cleaned first.
+        let i = inv(&["add", "net", "../../run//netns/./demo/"], &[]);
+        assert_eq!(i.rt.netns, "/run/netns/demo");
+        assert_eq!(i.rt.container_id, want);
+        let i = inv(&["add", "net", "ns"], &[]);
+        assert_eq!(i.rt.netns, "/work/dir/ns");
+    }
+
+    #[test]
+    fn defaults_and_environment() {
+        let i = inv(&["add", "net", "/run/netns/x"], &[]);
+        assert_eq!(i.verb, Verb::Add);
+        assert_eq!(i.network, "net");
+        assert_eq!(i.conf_dir, Path::new("/etc/cni/net.d"));
+        assert_eq!(i.cni.cache_dir, Path::new("/var/lib/cni"));
+        assert!(i.cni.path.is_empty());
+        assert_eq!(i.rt.ifname, "eth0");
+        assert!(i.rt.args.is_empty() && i.rt.capability_args.is_empty());
+        assert_eq!(i.valid, None);
+        let i = inv(
+            &["del", "net", "/run/netns/x"],
+            &[
+                ("NETCONFPATH", "/tmp/conf"),
+                ("CNI_PATH", "/a::/b"),
+                ("CNI_ARGS", "IgnoreUnknown=1;IP=10.230.0.9"),
+                ("CAP_ARGS", r#"{"mac":"c2:11:22:33:44:55"}"#),
+                ("CNI_IFNAME", "net0"),
+            ],
+        );
+        assert_eq!(i.conf_dir, Path::new("/tmp/conf"));
+        assert_eq!(i.cni.path, [PathBuf::from("/a"), PathBuf::from("/b")]);
+        assert_eq!(
+            i.rt.args,
+            [
+                ("IgnoreUnknown".to_string(), "1".to_string()),
+                ("IP".to_string(), "10.230.0.9".to_string())
+            ]
+        );
+        assert_eq!(i.rt.capability_args["mac"], "c2:11:22:33:44:55");
+        assert_eq!(i.rt.ifname, "net0");
+        // The flag beats the environment; an empty CNI_IFNAME is eth0.
+        let i = inv(&["-i", "net1", "add", "n", "/x"], &[("CNI_IFNAME", "net0")]);
+        assert_eq!(i.rt.ifname, "net1");
+        let i = inv(&["add", "n", "/x", "--ifname=net2"], &[]);
+        assert_eq!(i.rt.ifname, "net2");
+        let i = inv(&["add", "n", "/x"], &[("CNI_IFNAME", "")]);
+        assert_eq!(i.rt.ifname, "eth0");
+        let i = inv(&["--cache-dir", "/tmp/c", "check", "n", "/x"], &[]);
+        assert_eq!(i.cni.cache_dir, Path::new("/tmp/c"));
+    }
+
+    #[test]
+    fn gc_and_status_need_no_netns_and_gc_takes_valid_attachments() {
+        let i = inv(&["gc", "net"], &[]);
+        assert_eq!(i.verb, Verb::Gc);
+        assert_eq!(i.valid, None);
+        let i = inv(&["status", "net", "/run/netns/x"], &[]);
+        assert_eq!(i.verb, Verb::Status);
+        let i = inv(
+            &[
+                "gc",
+                "net",
+                "--valid",
+                "/run/netns/demo",
+                "--valid-id",
+                "c1",
+                "--valid-id=c2:net1",
+                "-i",
+                "eth9",
+            ],
+            &[],
+        );
+        let v = i.valid.unwrap();
+        let pairs: Vec<(&str, &str)> = v
+            .iter()
+            .map(|a| (a.container_id.as_str(), a.ifname.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("cnitool-78367785f8561ce49ede", "eth9"),
+                ("c1", "eth9"),
+                ("c2", "net1")
+            ]
+        );
+    }
+
+    #[test]
+    fn errors() {
+        let err = |args: &[&str], env: &[(&str, &str)]| parse_with(args, env).unwrap_err();
+        assert!(err(&[], &[]).starts_with("usage: cnitool"));
+        assert!(err(&["add", "net"], &[]).starts_with("add: missing netns path"));
+        assert!(err(&["check"], &[]).starts_with("check: missing network name"));
+        assert!(err(&["frob", "n", "/x"], &[]).starts_with("unknown command \"frob\""));
+        assert!(err(&["add", "n", "/x", "extra"], &[]).contains("unexpected argument"));
+        assert!(err(&["--bogus", "add", "n", "/x"], &[]).starts_with("unknown option --bogus"));
+        assert_eq!(
+            err(&["add", "n", "/x", "-i"], &[]),
+            "option -i needs a value"
+        );
+        assert!(err(&["add", "n", "/x", "--valid", "/y"], &[]).contains("belong to gc"));
+        assert!(err(&["gc", "n", "--valid-id", "c1:"], &[]).contains("ID:IFNAME"));
+        for bad in ["A", "A=1;", "=1", "A=", "A=1=2"] {
+            let e = err(&["add", "n", "/x"], &[("CNI_ARGS", bad)]);
+            assert!(e.starts_with("CNI_ARGS: invalid pair"), "{bad}: {e}");
+        }
+        assert!(err(&["add", "n", "/x"], &[("CAP_ARGS", "[1]")]).contains("JSON object"));
+        assert!(err(&["add", "n", "/x"], &[("CAP_ARGS", "{")]).contains("invalid JSON"));
+    }
+
+    #[test]
+    fn help() {
+        assert_eq!(parse_with(&["--help"], &[]), Ok(Parsed::Help));
+        assert_eq!(parse_with(&["add", "-h"], &[]), Ok(Parsed::Help));
+        assert_eq!(parse_with(&["help"], &[]), Ok(Parsed::Help));
+        for word in [
+            "NETCONFPATH",
+            "CNI_PATH",
+            "CNI_ARGS",
+            "CAP_ARGS",
+            "CNI_IFNAME",
+            "--ifname",
+            "--cache-dir",
+            "--valid",
+            "--valid-id",
+            "SHA-512",
+            "/var/lib/cni",
+            "exit status 1",
+        ] {
+            assert!(USAGE.contains(word), "{word}");
+        }
+    }
+
+    #[test]
+    fn pretty_prints_with_four_spaces() {
+        assert_eq!(
+            pretty(&serde_json::json!({"a":[1]})),
+            "{\n    \"a\": [\n        1\n    ]\n}"
+        );
+    }
+}
