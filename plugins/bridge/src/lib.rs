@@ -293,26 +293,16 @@ impl Plugin for Bridge {
         }
 
         let mut result = CniResult {
-            interfaces: vec![
-                Interface {
-                    name: br.name.clone(),
-                    mac: br.mac_string(),
-                    ..Default::default()
-                },
-                Interface {
-                    name: host_if.name.clone(),
-                    mac: host_if.mac_string(),
-                    ..Default::default()
-                },
-                Interface {
-                    name: req.ifname.clone(),
-                    mac: cont_if.mac_string(),
-                    sandbox: Some(ns.path().display().to_string()),
-                    ..Default::default()
-                },
-            ],
+            interfaces: vec![Interface {
+                name: br.name.clone(),
+                mac: br.mac_string(),
+                ..Default::default()
+            }],
             ..Default::default()
         };
+        result
+            .interfaces
+            .extend(attachment::veth_interfaces(&host_if, &cont_if, &ns));
 
         if let Some(ipam) = ipam {
             let ipam = ipam.finish(&mut undo)?;

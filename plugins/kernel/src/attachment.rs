@@ -8,7 +8,7 @@ use crate::link::Link;
 use crate::netlink::Netlink;
 use crate::netns::Netns;
 use cni::delegate::{ipam_exec, ipam_spawn};
-use cni::{CniResult, Command, Error, Request, Result};
+use cni::{CniResult, Command, Error, Interface, Request, Result};
 use ipnet::IpNet;
 
 /// The owner of an attachment's masquerade rules.
@@ -25,6 +25,24 @@ pub fn netns_path(req: &Request) -> Result<&std::path::Path> {
     req.netns
         .as_deref()
         .ok_or_else(|| Error::env("required env variables [CNI_NETNS] missing"))
+}
+
+/// The result's entries for a veth pair: the host end, then the container
+/// end with its sandbox.
+pub fn veth_interfaces(host: &Link, container: &Link, ns: &Netns) -> [Interface; 2] {
+    [
+        Interface {
+            name: host.name.clone(),
+            mac: host.mac_string(),
+            ..Default::default()
+        },
+        Interface {
+            name: container.name.clone(),
+            mac: container.mac_string(),
+            sandbox: Some(ns.path().display().to_string()),
+            ..Default::default()
+        },
+    ]
 }
 
 /// ADD's masquerade step: rules for `nets`, removed again if the ADD fails later.

@@ -10,7 +10,7 @@
 
 use cni::delegate::IpamAdd;
 use cni::rollback::Rollback;
-use cni::{CniResult, Error, Interface, NetConf, Plugin, Request, Result};
+use cni::{CniResult, Error, NetConf, Plugin, Request, Result};
 use cni_kernel::ipmasq::Backend;
 use cni_kernel::route::{Route as KRoute, Scope};
 use cni_kernel::{attachment, container, iface, sysctl, Family, Netlink, Netns};
@@ -109,19 +109,7 @@ impl Plugin for Ptp {
         }
         sysctl::enable_forwarding(ipam.ips.iter().map(|ip| ip.address.addr()))?;
         let mut result = CniResult {
-            interfaces: vec![
-                Interface {
-                    name: host_if.name.clone(),
-                    mac: host_if.mac_string(),
-                    ..Default::default()
-                },
-                Interface {
-                    name: req.ifname.clone(),
-                    mac: cont_if.mac_string(),
-                    sandbox: Some(ns.path().display().to_string()),
-                    ..Default::default()
-                },
-            ],
+            interfaces: attachment::veth_interfaces(&host_if, &cont_if, &ns).to_vec(),
             ips: ipam.ips,
             routes: ipam.routes,
             dns: ipam.dns,
