@@ -85,12 +85,31 @@ impl CachedAttachment {
             network_name: self.network.clone(),
             netns: self.netns.clone(),
             cni_args: self.cni_args.clone(),
-            capability_args: self.capability_args.clone(),
+            capability_args: sort_keys(&self.capability_args),
             result: self.result.clone().filter(|r| !is_empty_object(r)),
         };
         // Plain strings, lists and JSON values always serialise.
         serde_json::to_vec(&wire).unwrap_or_default()
     }
+}
+
+/// Go writes a `map[string]interface{}` (the capability args) with its keys
+/// sorted, at every depth; do the same so our files match its byte for byte.
+fn sort_keys(
+    map: &serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    fn sorted(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => serde_json::Value::Object(sort_keys(m)),
+            serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort();
+    keys.into_iter()
+        .map(|k| (k.clone(), sorted(&map[k])))
+        .collect()
 }
 
 /// What a cache file holds.
@@ -374,7 +393,7 @@ mod tests {
                 r#"{{"kind":"cniCacheV1","containerId":"ctr1","config":"{}","ifName":"eth0","#,
                 r#""networkName":"net1","netns":"/run/netns/x","cniArgs":[["IgnoreUnknown","1"],["K","V"]],"#,
                 r#""capabilityArgs":{{"portMappings":[{{"containerPort":8080,"hostPort":80,"protocol":"tcp"}}]}},"#,
-                r#""result":{{"cniVersion":"1.0.0","dns":{{}},"ips":[{{"address":"10.230.0.2/24","gateway":"10.230.0.1"}}]}}}}"#
+                r#""result":{{"cniVersion":"1.0.0","ips":[{{"address":"10.230.0.2/24","gateway":"10.230.0.1"}}],"dns":{{}}}}}}"#
             ),
             b64
         )
@@ -407,7 +426,7 @@ mod tests {
             CONFIG.as_bytes(),
             &rt(),
             Some(
-                json!({"cniVersion":"1.0.0","dns":{},"ips":[{"address":"10.230.0.2/24","gateway":"10.230.0.1"}]}),
+                json!({"cniVersion":"1.0.0","ips":[{"address":"10.230.0.2/24","gateway":"10.230.0.1"}],"dns":{}}),
             ),
         );
         assert_eq!(
