@@ -115,8 +115,8 @@ fn sort_keys(
 /// What a cache file holds.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CacheEntry {
-    /// A `cniCacheV1` file.
-    V1(CachedAttachment),
+    /// A `cniCacheV1` file (boxed: it is much larger than a bare result).
+    V1(Box<CachedAttachment>),
     /// An older file: the raw result only.
     Legacy(Value),
 }
@@ -144,7 +144,7 @@ impl CacheEntry {
                 .decode(s)
                 .map_err(|e| format!("invalid base64 in \"config\": {e}"))?,
         };
-        Ok(CacheEntry::V1(CachedAttachment {
+        Ok(CacheEntry::V1(Box::new(CachedAttachment {
             container_id: w.container_id,
             network: w.network_name,
             ifname: w.ifname,
@@ -153,7 +153,7 @@ impl CacheEntry {
             cni_args: w.cni_args,
             capability_args: w.capability_args,
             result: w.result.filter(|r| !r.is_null()),
-        }))
+        })))
     }
 
     /// The cached result, whichever the format.
@@ -335,7 +335,7 @@ pub fn attachments(cache_dir: &Path, container_id: Option<&str>) -> Result<Vec<C
         if container_id.is_some_and(|id| entry.container_id != id) {
             continue;
         }
-        out.push(entry);
+        out.push(*entry);
     }
     Ok(out)
 }
@@ -452,7 +452,7 @@ mod tests {
             br#"{"kind":"cniCacheV1","containerId":"c","config":null,"ifName":"eth0","networkName":"n","cniArgs":null,"capabilityArgs":null,"result":null}"#,
         )
         .unwrap();
-        assert_eq!(e, CacheEntry::V1(a));
+        assert_eq!(e, CacheEntry::V1(Box::new(a)));
     }
 
     #[test]
@@ -504,7 +504,10 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o600);
         assert_eq!(mode(&d.0.join("results")), 0o700);
-        assert_eq!(read(&path).unwrap(), Some(CacheEntry::V1(a.clone())));
+        assert_eq!(
+            read(&path).unwrap(),
+            Some(CacheEntry::V1(Box::new(a.clone())))
+        );
         // Overwriting replaces the file, leaving no temporary behind.
         write(&path, &a.to_bytes()).unwrap();
         let names: Vec<_> = std::fs::read_dir(d.0.join("results"))

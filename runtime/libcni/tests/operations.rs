@@ -704,7 +704,7 @@ fn our_cache_files_parse_as_the_reference_struct() {
     assert!(v["capabilityArgs"].is_object());
     assert!(v["result"].is_object());
     match CacheEntry::from_bytes(&bytes).unwrap() {
-        CacheEntry::V1(a) => assert_eq!(a, {
+        CacheEntry::V1(a) => assert_eq!(*a, {
             let mut want = CachedAttachment::new("net1", &l.bytes, &rt("c1"), Some(result_b()));
             want.result = Some(result_b());
             want
