@@ -45,6 +45,34 @@ pub fn find_in_path(plugin: &str, path: &[PathBuf]) -> Result<PathBuf> {
 pub struct Running {
     child: std::process::Child,
     name: String,
+    /// Copies the plugin's stderr to ours as it comes, keeping the tail
+    /// for the error message should the plugin fail without a CNI error.
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+}
+
+/// How much of a failed plugin's stderr goes into the error message.
+const STDERR_TAIL: usize = 2048;
+
+fn forward_stderr(mut from: std::process::ChildStderr) -> Vec<u8> {
+    use std::io::Read;
+    let mut tail: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                // Our own stderr going away must not stop the plugin.
+                let _ = std::io::stderr().write_all(&buf[..n]);
+                tail.extend_from_slice(&buf[..n]);
+                if tail.len() > STDERR_TAIL {
+                    tail.drain(..tail.len() - STDERR_TAIL);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    tail
 }
 
 /// Start a plugin binary with `env` added to ours and `stdin` as its input,
@@ -57,7 +85,7 @@ pub fn spawn_plugin(binary: &Path, env: &[(&str, String)], stdin: &[u8]) -> Resu
         cmd.envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         match cmd.spawn() {
             Ok(c) => break c,
             // A binary being replaced on disk (an upgrade in progress) is
@@ -74,6 +102,10 @@ pub fn spawn_plugin(binary: &Path, env: &[(&str, String)], stdin: &[u8]) -> Resu
             }
         }
     };
+    let stderr = child
+        .stderr
+        .take()
+        .map(|e| std::thread::spawn(move || forward_stderr(e)));
     if let Some(mut input) = child.stdin.take() {
         // A plugin may exit without reading stdin (VERSION does): a broken
         // pipe here is not an error of ours. Dropping `input` closes it.
@@ -86,7 +118,11 @@ pub fn spawn_plugin(binary: &Path, env: &[(&str, String)], stdin: &[u8]) -> Resu
             }
         }
     }
-    Ok(Running { child, name })
+    Ok(Running {
+        child,
+        name,
+        stderr,
+    })
 }
 
 impl Running {
@@ -97,24 +133,32 @@ impl Running {
             .child
             .wait_with_output()
             .map_err(|e| Error::new(PLUGIN_FAILURE, format!("failed to wait for {name}: {e}")))?;
+        let stderr = self.stderr.and_then(|t| t.join().ok()).unwrap_or_default();
         if out.status.success() {
             return Ok(out.stdout);
         }
-        match serde_json::from_slice::<Error>(&out.stdout) {
-            Ok(e) => Err(e),
-            Err(_) => Err(Error::new(
-                PLUGIN_FAILURE,
-                format!(
-                    "{name} failed ({}) without a CNI error on stdout{}",
-                    out.status,
-                    if out.stdout.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", String::from_utf8_lossy(&out.stdout).trim())
-                    }
-                ),
-            )),
+        if let Ok(e) = serde_json::from_slice::<Error>(&out.stdout) {
+            return Err(e);
         }
+        // No CNI error: say what the plugin did say, as libcni does.
+        let said = if out.stdout.iter().any(|b| !b.is_ascii_whitespace()) {
+            format!("; stdout: {}", String::from_utf8_lossy(&out.stdout).trim())
+        } else {
+            String::new()
+        };
+        let stderr = String::from_utf8_lossy(&stderr);
+        let stderr = if stderr.trim().is_empty() {
+            String::new()
+        } else {
+            format!("; stderr: {}", stderr.trim())
+        };
+        Err(Error::new(
+            PLUGIN_FAILURE,
+            format!(
+                "{name} failed ({}) without a CNI error{said}{stderr}",
+                out.status
+            ),
+        ))
     }
 }
 
@@ -361,6 +405,22 @@ mod tests {
         assert_eq!(e.code, 4);
         let conf = r#"{"cniVersion":"1.0.0","name":"n","ipam":{}}"#;
         assert_eq!(ipam_add(&request(&t.0, conf)).unwrap_err().code, 7);
+    }
+
+    #[test]
+    fn a_plugin_failing_without_a_cni_error_is_described_by_its_stderr() {
+        let t = TempDir::new("stderr");
+        let p = t.0.join("fake-ipam");
+        std::fs::write(
+            &p,
+            "#!/bin/sh\ncat >/dev/null\necho 'panic: runtime error' >&2\nexit 2\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let e = ipam_add(&request(&t.0, CONF)).unwrap_err();
+        assert_eq!(e.code, PLUGIN_FAILURE);
+        assert!(e.msg.contains("exit status: 2"), "{}", e.msg);
+        assert!(e.msg.contains("stderr: panic: runtime error"), "{}", e.msg);
     }
 
     #[test]

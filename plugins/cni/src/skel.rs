@@ -190,12 +190,15 @@ pub fn run<P: Plugin>(plugin: P) -> ! {
     install_panic_hook();
     crate::logger::init();
     let env = |k: &str| std::env::var(k).ok();
+    // Unlocked handles: a delegate's stderr is copied to ours from another
+    // thread while the plugin runs, so nothing may hold the stderr lock
+    // for the whole call.
     let code = dispatch(
         &plugin,
         &env,
-        &mut std::io::stdin().lock(),
-        &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
+        &mut std::io::stdin(),
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
     );
     std::process::exit(code)
 }
