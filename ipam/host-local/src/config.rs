@@ -172,7 +172,14 @@ impl Config {
             vec![None; range_sets.len()]
         };
 
-        let dns = match conf.resolv_conf.as_deref().filter(|p| !p.is_empty()) {
+        // Only ADD returns DNS: DEL, CHECK, GC and STATUS must not depend on
+        // a resolv.conf that may have gone since (a DEL failing on it would
+        // leak the reservation while the runtime retries forever).
+        let dns = match conf
+            .resolv_conf
+            .as_deref()
+            .filter(|p| !p.is_empty() && with_requests)
+        {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|e| {
                     Error::config(format!("ipam.resolvConf: cannot read {p:?}: {e}"))

@@ -310,6 +310,32 @@ fn old_result_versions_and_dns_routes() {
 }
 
 #[test]
+fn only_add_needs_the_resolv_conf() {
+    // A resolv.conf that disappears after ADD (systemd-resolved stopped, a
+    // file renamed) must not make DEL fail: that would leak the address
+    // while the runtime retries DEL forever.
+    let d = TempDir::new("resolv-gone");
+    let resolv = d.path().join("resolv.conf");
+    fs::write(&resolv, "nameserver 10.0.0.53\n").unwrap();
+    let ipam = format!(r#"{DUAL},"resolvConf":"{}""#, resolv.display());
+    let c = conf(&d, "1.1.0", &ipam);
+    let o = Call::new(OURS, "ADD", "a", &c).run();
+    assert_eq!(o.json()["dns"]["nameservers"][0], "10.0.0.53");
+    fs::remove_file(&resolv).unwrap();
+    for verb in ["STATUS", "GC"] {
+        let o = Call::new(OURS, verb, "", &c).run();
+        assert!(o.ok, "{verb}: {}", o.stdout);
+    }
+    let o = Call::new(OURS, "DEL", "a", &c).run();
+    assert!(o.ok, "{}", o.stdout);
+    assert!(reservations(&d.net("n1")).is_empty());
+    // ADD still says what is wrong.
+    let o = Call::new(OURS, "ADD", "b", &c).run();
+    assert_eq!(o.code(), 7);
+    assert!(o.msg().contains("resolvConf"), "{}", o.msg());
+}
+
+#[test]
 fn check_compares_with_prev_result() {
     let d = TempDir::new("check");
     let c = conf(&d, "1.0.0", DUAL);
