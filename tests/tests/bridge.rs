@@ -538,6 +538,21 @@ fn ip_masq_with_iptables_adds_and_removes_rules() {
         let rules = save(bin);
         assert!(!rules.contains(&chain), "{bin}: {rules}");
     }
+
+    // A DEL with neither the namespace nor a previous result still removes
+    // the rules: they are found by their chain, not by address.
+    let gone = TestNetns::new("br-masq-ipt-gone");
+    add_ok(&env, &gone, "c2", &c);
+    let chain2 = cni_kernel::ipmasq::iptables_chain(NET, "c2");
+    for bin in ["iptables", "ip6tables"] {
+        assert!(save(bin).contains(&chain2), "{bin}");
+    }
+    drop(gone);
+    del_ok(&env, None, "c2", &c);
+    for bin in ["iptables", "ip6tables"] {
+        let rules = save(bin);
+        assert!(!rules.contains(&chain2), "{bin}: {rules}");
+    }
 }
 
 #[test]

@@ -184,12 +184,14 @@ fn ensure_bridge(nl: &mut Netlink, conf: &Conf) -> Result<Link> {
 /// The gateway of an address: the one IPAM gave, or with `isGateway` the
 /// subnet's first address.
 fn gateway_for(addr: &IpNet, given: Option<IpAddr>) -> Option<IpAddr> {
+    // The subnet's first address after the network address, as the
+    // reference computes it; none when that would leave the subnet.
     given.or_else(|| {
         let first = match addr.network() {
-            IpAddr::V4(n) => IpAddr::V4(std::net::Ipv4Addr::from(u32::from(n).wrapping_add(1))),
-            IpAddr::V6(n) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(n).wrapping_add(1))),
+            IpAddr::V4(n) => IpAddr::V4(u32::from(n).checked_add(1)?.into()),
+            IpAddr::V6(n) => IpAddr::V6(u128::from(n).checked_add(1)?.into()),
         };
-        Some(first)
+        addr.contains(&first).then_some(first)
     })
 }
 
@@ -218,7 +220,8 @@ fn ensure_bridge_addr(nl: &mut Netlink, br: &Link, gw: IpNet, force: bool) -> Re
             }
         }
     }
-    nl.add_addr(br.index, &gw)?;
+    // Two first ADDs on a fresh bridge race to put the gateway there.
+    nl.ensure_addr(br.index, &gw)?;
     // Pin the bridge's MAC; otherwise it follows the lowest port MAC and
     // changes as containers come and go. Read it afresh: a bridge whose
     // last port went away has the all-zero MAC until a port joins again
@@ -268,9 +271,8 @@ impl Plugin for Bridge {
         ns.run(move || -> cni_kernel::Result<()> {
             // Without DAD the addresses are usable at once; arp_notify makes
             // the container announce itself when its link comes up.
-            let dad = format!("net/ipv6/conf/{ifname}/accept_dad");
-            if !enable_dad && sysctl::read(&dad).is_ok() {
-                sysctl::write(&dad, "0")?;
+            if !enable_dad {
+                sysctl::disable_dad(&ifname)?;
             }
             sysctl::write(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1")
         })??;
@@ -350,7 +352,8 @@ impl Plugin for Bridge {
 
         // The bridge's MAC may have changed with the gateway address.
         result.interfaces[0].mac = host.link_by_index(br.index)?.mac_string();
-        if let Some(dns) = &conf.net.dns {
+        // An empty "dns" object overrides nothing, as in the reference.
+        if let Some(dns) = conf.net.dns.as_ref().filter(|d| !d.is_empty()) {
             result.dns = dns.clone();
         }
         undo.commit();
@@ -411,7 +414,7 @@ impl Plugin for Bridge {
         let conf = Conf::load_for_teardown(req)?;
         attachment::gc(req, |errors| {
             if conf.macspoofchk {
-                errors.note(gc_spoofchecks());
+                gc_spoofchecks(errors);
             }
         })
     }
@@ -424,15 +427,23 @@ impl Plugin for Bridge {
 
 /// Spoof checks carry no network name, so GC removes only those whose host
 /// port no longer exists: those can belong to no live attachment.
-fn gc_spoofchecks() -> Result<()> {
-    let mut nl = Netlink::open()?;
-    let ports: Vec<String> = nl.links()?.into_iter().map(|l| l.name).collect();
-    for (id, port) in spoofcheck::list_ports()? {
+fn gc_spoofchecks(errors: &mut attachment::Errors) {
+    let Some(mut nl) = errors.note(Netlink::open()) else {
+        return;
+    };
+    let Some(links) = errors.note(nl.links()) else {
+        return;
+    };
+    let ports: Vec<String> = links.into_iter().map(|l| l.name).collect();
+    let listed = match spoofcheck::list_ports() {
+        Err(e) if e.is_no_tool() => return,
+        other => errors.note(other).unwrap_or_default(),
+    };
+    for (id, port) in listed {
         if !ports.contains(&port) {
-            spoofcheck::teardown(&id)?;
+            errors.note(spoofcheck::teardown(&id));
         }
     }
-    Ok(())
 }
 
 /// `isDefaultGateway`: a default route via the gateway for each family that
@@ -519,6 +530,8 @@ mod tests {
         assert_eq!(gateway_for(&a, None), Some("10.1.2.1".parse().unwrap()));
         let a: IpNet = "fd00:1::9/64".parse().unwrap();
         assert_eq!(gateway_for(&a, None), Some("fd00:1::1".parse().unwrap()));
+        let host: IpNet = "255.255.255.255/32".parse().unwrap();
+        assert_eq!(gateway_for(&host, None), None);
         assert_eq!(
             gateway_for(&a, Some("fd00:1::fe".parse().unwrap())),
             Some("fd00:1::fe".parse().unwrap())

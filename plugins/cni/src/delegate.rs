@@ -43,7 +43,8 @@ pub fn find_in_path(plugin: &str, path: &[PathBuf]) -> Result<PathBuf> {
 
 /// A plugin process started by [`spawn_plugin`], its config already written.
 pub struct Running {
-    child: std::process::Child,
+    /// `None` once waited for.
+    child: Option<std::process::Child>,
     name: String,
     /// Copies the plugin's stderr to ours as it comes, keeping the tail
     /// for the error message should the plugin fail without a CNI error.
@@ -106,34 +107,61 @@ pub fn spawn_plugin(binary: &Path, env: &[(&str, String)], stdin: &[u8]) -> Resu
         .stderr
         .take()
         .map(|e| std::thread::spawn(move || forward_stderr(e)));
-    if let Some(mut input) = child.stdin.take() {
+    let input = child.stdin.take();
+    let running = Running {
+        child: Some(child),
+        name,
+        stderr,
+    };
+    if let Some(mut input) = input {
         // A plugin may exit without reading stdin (VERSION does): a broken
         // pipe here is not an error of ours. Dropping `input` closes it.
         if let Err(e) = input.write_all(stdin) {
             if e.kind() != std::io::ErrorKind::BrokenPipe {
+                // Dropping `running` stops the half-fed plugin.
                 return Err(Error::new(
                     PLUGIN_FAILURE,
-                    format!("failed to write config to {name}: {e}"),
+                    format!("failed to write config to {}: {e}", running.name),
                 ));
             }
         }
     }
-    Ok(Running {
-        child,
-        name,
-        stderr,
-    })
+    Ok(running)
+}
+
+impl Drop for Running {
+    /// A plugin never waited for (the caller failed first) is stopped and
+    /// reaped, so none keeps running or lingers as a zombie.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Ok(None) = child.try_wait() {
+                if let Err(e) = child.kill() {
+                    log::debug!("stop {}: {e}", self.name);
+                }
+            }
+            if let Err(e) = child.wait() {
+                log::debug!("reap {}: {e}", self.name);
+            }
+        }
+    }
 }
 
 impl Running {
     /// Wait for the plugin: its stdout on success, its CNI error on failure.
-    pub fn wait(self) -> Result<Vec<u8>> {
-        let name = self.name;
-        let out = self
+    pub fn wait(mut self) -> Result<Vec<u8>> {
+        let name = std::mem::take(&mut self.name);
+        let child = self
             .child
+            .take()
+            .ok_or_else(|| Error::new(PLUGIN_FAILURE, format!("{name} was already waited for")))?;
+        let out = child
             .wait_with_output()
             .map_err(|e| Error::new(PLUGIN_FAILURE, format!("failed to wait for {name}: {e}")))?;
-        let stderr = self.stderr.and_then(|t| t.join().ok()).unwrap_or_default();
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default();
         if out.status.success() {
             return Ok(out.stdout);
         }
@@ -251,20 +279,22 @@ impl IpamAdd {
         }))
     }
 
-    /// Wait for the result; from here on `undo` owns its release.
+    /// Wait for the result; from here on `undo` owns its release. The
+    /// release is registered as soon as the IPAM process has succeeded,
+    /// before its output is parsed: an unparsable result still reserved
+    /// addresses.
     pub fn finish(mut self, undo: &mut crate::rollback::Rollback) -> Result<CniResult> {
         let pending = self
             .pending
             .take()
             .ok_or_else(|| Error::new(PLUGIN_FAILURE, "IPAM result already taken"))?;
-        let plugin_type = pending.plugin_type.clone();
-        let result = pending.wait()?;
+        let out = pending.running.wait()?;
         let req = self.req.clone();
         undo.push("release IPAM addresses", move || {
             ipam_exec(&req, Command::Del).map_err(|e| e.to_string())
         });
-        result
-            .ok_or_else(|| Error::new(PLUGIN_FAILURE, format!("{plugin_type} returned no result")))
+        CniResult::from_slice(&out, pending.version)
+            .map_err(|e| e.context(format!("result of {}", pending.plugin_type)))
     }
 }
 
@@ -272,8 +302,8 @@ impl Drop for IpamAdd {
     fn drop(&mut self) {
         if let Some(pending) = self.pending.take() {
             // The ADD failed elsewhere while IPAM ran: let it finish, then
-            // give back what it took.
-            if pending.wait().is_ok() {
+            // give back what it took (whatever its output looks like).
+            if pending.running.wait().is_ok() {
                 if let Err(e) = ipam_exec(&self.req, Command::Del) {
                     log::warn!("rollback: release IPAM addresses: {e}");
                 }
@@ -421,6 +451,38 @@ mod tests {
         assert_eq!(e.code, PLUGIN_FAILURE);
         assert!(e.msg.contains("exit status: 2"), "{}", e.msg);
         assert!(e.msg.contains("stderr: panic: runtime error"), "{}", e.msg);
+    }
+
+    /// An IPAM plugin that succeeds with output we cannot parse has still
+    /// reserved something: the rollback must send it DEL.
+    #[test]
+    fn an_unparsable_ipam_result_is_released() {
+        let t = TempDir::new("unparsable");
+        let p = t.0.join("fake-ipam");
+        let script = format!(
+            "#!/bin/sh\ncat >/dev/null\necho \"$CNI_COMMAND\" >> \"{}/calls\"\n[ \"$CNI_COMMAND\" = ADD ] && printf '%s' '{{\"cniVersion\":\"1.0.0\",\"ips\":[{{\"address\":\"bad\"}}]}}'\nexit 0\n",
+            t.0.display()
+        );
+        std::fs::write(&p, script).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let req = request(&t.0, CONF);
+        {
+            let mut undo = crate::rollback::Rollback::new();
+            let e = IpamAdd::start(&req)
+                .unwrap()
+                .unwrap()
+                .finish(&mut undo)
+                .unwrap_err();
+            assert_eq!(e.code, 6, "{e}");
+        } // the ADD fails: undo runs
+        let calls = std::fs::read_to_string(t.0.join("calls")).unwrap();
+        assert_eq!(calls, "ADD\nDEL\n");
+
+        // Dropped before finish (the ADD failed elsewhere): same.
+        std::fs::remove_file(t.0.join("calls")).unwrap();
+        drop(IpamAdd::start(&req).unwrap().unwrap());
+        let calls = std::fs::read_to_string(t.0.join("calls")).unwrap();
+        assert_eq!(calls, "ADD\nDEL\n");
     }
 
     #[test]

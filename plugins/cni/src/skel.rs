@@ -192,14 +192,19 @@ pub fn run<P: Plugin>(plugin: P) -> ! {
     let env = |k: &str| std::env::var(k).ok();
     // Unlocked handles: a delegate's stderr is copied to ours from another
     // thread while the plugin runs, so nothing may hold the stderr lock
-    // for the whole call.
-    let code = dispatch(
-        &plugin,
-        &env,
-        &mut std::io::stdin(),
-        &mut std::io::stdout(),
-        &mut std::io::stderr(),
-    );
+    // for the whole call. A panic unwinds through dispatch, so the plugin's
+    // rollback guards still undo a half-done ADD; the hook has already
+    // printed the error.
+    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        dispatch(
+            &plugin,
+            &env,
+            &mut std::io::stdin(),
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )
+    }))
+    .unwrap_or(1);
     std::process::exit(code)
 }
 

@@ -127,6 +127,15 @@ impl Netlink {
         .map(|_| ())
     }
 
+    /// `ip addr add NET dev INDEX`, content if it is already there (another
+    /// ADD on the same bridge may have put it there a moment ago).
+    pub fn ensure_addr(&mut self, index: u32, net: &IpNet) -> Result<()> {
+        match self.add_addr(index, net) {
+            Err(e) if e.is(libc::EEXIST) => Ok(()),
+            other => other,
+        }
+    }
+
     /// `ip addr del NET dev INDEX`
     pub fn del_addr(&mut self, index: u32, net: &IpNet) -> Result<()> {
         self.request(

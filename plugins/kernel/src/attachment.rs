@@ -52,7 +52,8 @@ pub fn masquerade(
     nets: Vec<IpNet>,
     undo: &mut cni::rollback::Rollback,
 ) -> Result<()> {
-    ipmasq::setup(backend, &nets, &owner(req))?;
+    // The undo goes first: a setup that fails half-way (IPv4 rules in,
+    // IPv6 refused) must not leave what it did add.
     let (n, i, c) = (
         req.net.name.clone(),
         req.ifname.clone(),
@@ -64,9 +65,9 @@ pub fn masquerade(
             ifname: &i,
             container_id: &c,
         };
-        ipmasq::teardown(&nets, &o).map_err(|e| e.to_string())
+        ipmasq::teardown(&o).map_err(|e| e.to_string())
     });
-    Ok(())
+    Ok(ipmasq::setup(backend, &nets, &owner(req))?)
 }
 
 /// Errors collected while tearing down, so one failure does not stop the
@@ -106,20 +107,12 @@ pub fn del(req: &Request, ip_masq: bool, extra: impl FnOnce(&mut Errors)) -> Res
     } else {
         None
     };
-    let mut addrs: Vec<IpNet> = Vec::new();
     if let Some(path) = &req.netns {
-        addrs = errors
-            .note(container::delete_iface(path, &req.ifname))
-            .unwrap_or_default();
+        errors.note(container::delete_iface(path, &req.ifname));
     }
     extra(&mut errors);
     if ip_masq {
-        if let Some(prev) = req.net.prev_result().ok().flatten() {
-            addrs.extend(prev.ips.iter().map(|ip| ip.address));
-        }
-        addrs.sort();
-        addrs.dedup();
-        errors.note(ipmasq::teardown(&addrs, &owner(req)));
+        errors.note(ipmasq::teardown(&owner(req)));
     }
     if let Some(p) = ipam {
         errors.note(p.wait());

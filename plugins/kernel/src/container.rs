@@ -48,9 +48,20 @@ pub fn create_veth_pair(
         };
         match host.create_veth(&spec) {
             Ok(()) => {
-                let h = host.link_by_name(&name)?;
-                let c = cnl.link_by_name(ifname)?;
-                return Ok((h, c));
+                let fetched = host
+                    .link_by_name(&name)
+                    .and_then(|h| cnl.link_by_name(ifname).map(|c| (h, c)));
+                if let Err(e) = &fetched {
+                    // The caller cannot undo what it was never handed: remove
+                    // the pair here (deleting one end removes both).
+                    let removed = host
+                        .link_by_name(&name)
+                        .and_then(|h| host.del_link(h.index));
+                    if let Err(d) = removed {
+                        log::warn!("remove veth {name} after {e}: {d}");
+                    }
+                }
+                return Ok(fetched?);
             }
             // EEXIST names the host end when that name is taken here; try another.
             Err(e) if e.is(libc::EEXIST) && host.link_by_name(&name).is_ok() => continue,
@@ -68,12 +79,8 @@ pub fn create_veth_pair(
 /// (the file a runtime left after unmounting it) counts as gone: nothing
 /// can be inside it.
 pub fn delete_iface(netns: &Path, ifname: &str) -> Result<Vec<IpNet>, Error> {
-    let ns = match Netns::open(netns) {
-        Ok(ns) => ns,
-        Err(e) if e.is_not_found() || matches!(e.kind, crate::error::Kind::NotNetns) => {
-            return Ok(Vec::new())
-        }
-        Err(e) => return Err(e),
+    let Some(ns) = Netns::open_if_present(netns)? else {
+        return Ok(Vec::new());
     };
     let mut nl = Netlink::open_in(&ns)?;
     let link = match nl.link_by_name(ifname) {

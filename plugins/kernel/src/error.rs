@@ -23,6 +23,8 @@ pub enum Kind {
     Protocol(String),
     /// The thing looked for is not there ("link eth0").
     NotFound,
+    /// A tool the operation needs (`nft`, `iptables`) could not be run.
+    NoTool(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -76,6 +78,11 @@ impl Error {
         }
     }
 
+    /// Whether a needed tool could not be run at all (not installed).
+    pub fn is_no_tool(&self) -> bool {
+        matches!(self.kind, Kind::NoTool(_))
+    }
+
     /// Prefix the description with an outer step.
     pub fn context(mut self, outer: impl fmt::Display) -> Error {
         self.what = format!("{outer}: {}", self.what);
@@ -121,6 +128,7 @@ impl fmt::Display for Error {
             Kind::NotNetns => write!(f, "{}: not a network namespace", self.what),
             Kind::Protocol(m) => write!(f, "{}: {m}", self.what),
             Kind::NotFound => write!(f, "{}: not found", self.what),
+            Kind::NoTool(m) => write!(f, "{}: {m}", self.what),
         }
     }
 }

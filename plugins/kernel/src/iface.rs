@@ -62,17 +62,13 @@ pub fn configure(
         let family_gw = if r.dst.addr().is_ipv4() { v4gw } else { v6gw };
         let gw = r.gw.or(family_gw);
         let route = to_kernel_route(r, gw, link.index);
-        match nl.add_route(&route) {
-            Ok(()) => {}
-            Err(e) if e.is(libc::EEXIST) => {}
-            Err(e) => {
-                return Err(cni::Error::plugin(format!(
-                    "failed to add route '{} via {} dev {ifname}': {e}",
-                    r.dst,
-                    gw.map(|g| g.to_string()).unwrap_or_else(|| "-".into())
-                )))
-            }
-        }
+        nl.ensure_route(&route).map_err(|e| {
+            cni::Error::plugin(format!(
+                "failed to add route '{} via {} dev {ifname}': {e}",
+                r.dst,
+                gw.map(|g| g.to_string()).unwrap_or_else(|| "-".into())
+            ))
+        })?;
     }
     Ok(())
 }

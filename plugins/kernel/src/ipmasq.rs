@@ -148,18 +148,79 @@ pub fn iptables_comment(network: &str, container_id: &str) -> String {
     format!("name: \"{network}\" id: \"{container_id}\"")
 }
 
-fn iptables(v6: bool, args: &[String]) -> std::result::Result<(), String> {
+/// How running an iptables command went wrong.
+enum IptError {
+    /// The binary could not be run at all (not installed).
+    NoTool(String),
+    /// It ran and refused; its stderr.
+    Failed(String),
+}
+
+impl std::fmt::Display for IptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IptError::NoTool(m) | IptError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Run `iptables -w ARGS` (`ip6tables` for IPv6); its stdout on success.
+fn iptables_out(v6: bool, args: &[String]) -> std::result::Result<String, IptError> {
     let bin = if v6 { "ip6tables" } else { "iptables" };
     let out = Command::new(bin)
         .arg("-w")
         .args(args)
         .output()
-        .map_err(|e| format!("cannot run {bin}: {e}"))?;
+        .map_err(|e| IptError::NoTool(format!("cannot run {bin}: {e}")))?;
     if out.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        Err(IptError::Failed(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ))
     }
+}
+
+fn iptables(v6: bool, args: &[String]) -> std::result::Result<(), IptError> {
+    iptables_out(v6, args).map(|_| ())
+}
+
+/// Remove an attachment's iptables chain of one family and every
+/// POSTROUTING rule jumping to it, whatever its match (this layout's and
+/// the reference's older `-s <ip>/<prefix>` form alike), so teardown needs
+/// neither the namespace nor the addresses. Absent chain or tool: nothing
+/// to do.
+fn iptables_teardown(v6: bool, chain: &str) -> std::result::Result<(), String> {
+    match iptables(v6, &strings(&["-t", "nat", "-L", chain, "-n"])) {
+        Ok(()) => {}
+        Err(_) => return Ok(()),
+    }
+    let listing = iptables_out(
+        v6,
+        &strings(&["-t", "nat", "-L", "POSTROUTING", "-n", "--line-numbers"]),
+    )
+    .map_err(|e| e.to_string())?;
+    // Lines are "NUM TARGET PROT OPT SOURCE DESTINATION ..."; delete from
+    // the highest number down so the others keep theirs.
+    let mut numbers: Vec<u32> = listing
+        .lines()
+        .filter_map(|l| {
+            let mut cols = l.split_whitespace();
+            let n = cols.next()?.parse().ok()?;
+            (cols.next()? == chain).then_some(n)
+        })
+        .collect();
+    numbers.sort_unstable_by(|a, b| b.cmp(a));
+    for n in numbers {
+        iptables(
+            v6,
+            &strings(&["-t", "nat", "-D", "POSTROUTING", &n.to_string()]),
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    iptables(v6, &strings(&["-t", "nat", "-F", chain]))
+        .and_then(|_| iptables(v6, &strings(&["-t", "nat", "-X", chain])))
+        .map_err(|e| e.to_string())
 }
 
 fn strings(args: &[&str]) -> Vec<String> {
@@ -208,7 +269,7 @@ pub fn setup(backend: Backend, ips: &[IpNet], o: &Owner) -> Result<()> {
                 // The chain may exist from another address of the same attachment.
                 if iptables(v6, &strings(&["-t", "nat", "-L", &chain, "-n"])).is_err() {
                     iptables(v6, &strings(&["-t", "nat", "-N", &chain]))
-                        .map_err(|e| Error::protocol(what(), e))?;
+                        .map_err(|e| Error::protocol(what(), e.to_string()))?;
                 }
                 for (ch, spec) in iptables_rules(ip, &chain, &comment) {
                     let mut check = strings(&["-t", "nat", "-C", &ch]);
@@ -218,7 +279,7 @@ pub fn setup(backend: Backend, ips: &[IpNet], o: &Owner) -> Result<()> {
                     }
                     let mut add = strings(&["-t", "nat", "-A", &ch]);
                     add.extend(spec);
-                    iptables(v6, &add).map_err(|e| Error::protocol(what(), e))?;
+                    iptables(v6, &add).map_err(|e| Error::protocol(what(), e.to_string()))?;
                 }
             }
             Ok(())
@@ -226,9 +287,10 @@ pub fn setup(backend: Backend, ips: &[IpNet], o: &Owner) -> Result<()> {
     }
 }
 
-/// Remove an attachment's masquerade rules from both backends; succeeds
-/// when they are already gone. `ips` are needed only by iptables.
-pub fn teardown(ips: &[IpNet], o: &Owner) -> Result<()> {
+/// Remove an attachment's masquerade rules from both backends and both
+/// families; succeeds when they are already gone. Needs only the owner: DEL
+/// can clean up without the namespace or a previous result.
+pub fn teardown(o: &Owner) -> Result<()> {
     let what = || format!("tear down ipMasq for container {}", o.container_id);
     let mut errors = Vec::new();
     match nft_rules_with_prefix(&instance_hash(o)) {
@@ -238,29 +300,13 @@ pub fn teardown(ips: &[IpNet], o: &Owner) -> Result<()> {
             }
         }
         // No nft binary: there can be no nftables rules of ours either.
-        Err(e) if e.to_string().contains("cannot run nft") => {}
+        Err(e) if e.is_no_tool() => {}
         Err(e) => errors.push(e.to_string()),
     }
-    if !ips.is_empty() {
-        let chain = iptables_chain(o.network, o.container_id);
-        let comment = iptables_comment(o.network, o.container_id);
-        for ip in ips {
-            let v6 = ip.addr().is_ipv6();
-            if iptables(v6, &strings(&["-t", "nat", "-L", &chain, "-n"])).is_err() {
-                continue; // no chain: nothing of ours (or no iptables at all)
-            }
-            for src in [ip.addr().to_string(), ip.to_string()] {
-                let mut del =
-                    strings(&["-t", "nat", "-D", "POSTROUTING", "-s", &src, "-j", &chain]);
-                del.extend(strings(&["-m", "comment", "--comment", &comment]));
-                // Absent rules are fine; the chain removal below reports real trouble.
-                while iptables(v6, &del).is_ok() {}
-            }
-            if let Err(e) = iptables(v6, &strings(&["-t", "nat", "-F", &chain]))
-                .and_then(|_| iptables(v6, &strings(&["-t", "nat", "-X", &chain])))
-            {
-                errors.push(format!("{}: {e}", what()));
-            }
+    let chain = iptables_chain(o.network, o.container_id);
+    for v6 in [false, true] {
+        if let Err(e) = iptables_teardown(v6, &chain) {
+            errors.push(e);
         }
     }
     if errors.is_empty() {
@@ -304,7 +350,7 @@ pub fn check(backend: Backend, ips: &[IpNet], o: &Owner) -> Result<bool> {
 pub fn gc(network: &str, keep: &[(String, String)]) -> Result<usize> {
     let rules = match nft_rules_with_prefix(&network_hash(network)) {
         Ok(r) => r,
-        Err(e) if e.to_string().contains("cannot run nft") => return Ok(0),
+        Err(e) if e.is_no_tool() => return Ok(0),
         Err(e) => return Err(e),
     };
     let valid: Vec<String> = keep

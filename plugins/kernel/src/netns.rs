@@ -51,6 +51,18 @@ impl Netns {
         })
     }
 
+    /// Open the namespace at `path` if it is still there: `None` when the
+    /// path is gone or is a leftover file no longer mounted as a namespace.
+    /// For DEL and other teardown, where either means there is nothing left
+    /// in it to undo.
+    pub fn open_if_present(path: impl AsRef<Path>) -> Result<Option<Netns>> {
+        match Netns::open(path) {
+            Ok(ns) => Ok(Some(ns)),
+            Err(e) if matches!(e.kind, Kind::NetnsGone | Kind::NotNetns) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The namespace of the calling thread.
     pub fn current() -> Result<Netns> {
         Netns::open(format!("/proc/self/task/{}/ns/net", nix::unistd::gettid()))

@@ -23,11 +23,9 @@ fn run(args: &[&str], stdin: Option<&[u8]>, what: &dyn Fn() -> String) -> Result
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| {
-            Error::protocol(
-                what(),
-                format!("cannot run nft (is nftables installed?): {e}"),
-            )
+        .map_err(|e| Error {
+            what: what(),
+            kind: Kind::NoTool(format!("cannot run nft (is nftables installed?): {e}")),
         })?;
     if let (Some(data), Some(mut input)) = (stdin, child.stdin.take()) {
         input

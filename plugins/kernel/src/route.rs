@@ -192,6 +192,14 @@ impl Netlink {
         .map(|_| ())
     }
 
+    /// `ip route add ROUTE`, content if it is already there.
+    pub fn ensure_route(&mut self, r: &Route) -> Result<()> {
+        match self.add_route(r) {
+            Err(e) if e.is(libc::EEXIST) => Ok(()),
+            other => other,
+        }
+    }
+
     /// `ip route replace ROUTE`
     pub fn replace_route(&mut self, r: &Route) -> Result<()> {
         self.request(

@@ -42,6 +42,16 @@ pub fn ensure(key: &str, value: &str) -> Result<()> {
     write(key, value)
 }
 
+/// `net.ipv6.conf.<dev>.accept_dad = 0`: addresses usable at once. A no-op
+/// where IPv6 is off entirely (the key does not exist).
+pub fn disable_dad(dev: &str) -> Result<()> {
+    let key = format!("net/ipv6/conf/{dev}/accept_dad");
+    if read(&key).is_ok() {
+        ensure(&key, "0")?;
+    }
+    Ok(())
+}
+
 /// Turn on IP forwarding in the caller's namespace for the families of
 /// `addrs` (`net.ipv4.ip_forward`, `net.ipv6.conf.all.forwarding`).
 pub fn enable_forwarding(addrs: impl IntoIterator<Item = std::net::IpAddr>) -> Result<()> {

@@ -79,10 +79,8 @@ impl Plugin for Loopback {
         };
         // The namespace may be gone already (the runtime removed it, or this
         // is a repeated DEL): there is nothing left to undo.
-        let ns = match Netns::open(path) {
-            Ok(ns) => ns,
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => return Err(e.into()),
+        let Some(ns) = Netns::open_if_present(path)? else {
+            return Ok(());
         };
         let mut nl = Netlink::open_in(&ns)?;
         let lo = nl.link_by_name(LO)?;

@@ -93,8 +93,8 @@ impl Plugin for Ptp {
         // addresses back for a second or more, so switch it off on both.
         // Both ends must be up for the container's link to carry packets.
         let ifname = req.ifname.clone();
-        ns.run(move || disable_dad(&ifname))??;
-        disable_dad(&host_if.name)?;
+        ns.run(move || sysctl::disable_dad(&ifname))??;
+        sysctl::disable_dad(&host_if.name)?;
         host.set_up(host_if.index)?;
 
         let ipam = ipam.finish(&mut undo)?;
@@ -134,33 +134,30 @@ impl Plugin for Ptp {
                 .dev(cont_if.index)
                 .scope(Scope::Link);
             to_gw.src = Some(ip.address.addr());
-            add_route(&mut cnl, &to_gw)?;
+            cnl.ensure_route(&to_gw)?;
             let mut via_gw = KRoute::new(subnet).dev(cont_if.index).via(gw);
             via_gw.src = Some(ip.address.addr());
-            add_route(&mut cnl, &via_gw)?;
+            cnl.ensure_route(&via_gw)?;
         }
 
         // Host side: the gateway addresses on our end, and a route to each
         // container address through it.
         for ip in &result.ips {
             if let Some(gw) = ip.gateway {
-                match host.add_addr(host_if.index, &host_net(gw)) {
-                    Ok(()) => {}
-                    Err(e) if e.is(libc::EEXIST) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                host.ensure_addr(host_if.index, &host_net(gw))?;
             }
             let route = KRoute::new(host_net(ip.address.addr()))
                 .dev(host_if.index)
                 .scope(Scope::Link);
-            add_route(&mut host, &route)?;
+            host.ensure_route(&route)?;
         }
 
         if conf.ip_masq {
             let nets = result.ips.iter().map(|ip| ip.address).collect();
             attachment::masquerade(req, conf.backend(), nets, &mut undo)?;
         }
-        if let Some(dns) = &conf.net.dns {
+        // An empty "dns" object overrides nothing, as in the reference.
+        if let Some(dns) = conf.net.dns.as_ref().filter(|d| !d.is_empty()) {
             result.dns = dns.clone();
         }
         undo.commit();
@@ -215,23 +212,6 @@ impl Plugin for Ptp {
     fn status(&self, req: &Request) -> Result<()> {
         Conf::load(req)?;
         attachment::status(req)
-    }
-}
-
-/// `net.ipv6.conf.<dev>.accept_dad = 0`, where IPv6 is enabled at all.
-fn disable_dad(dev: &str) -> cni_kernel::Result<()> {
-    let key = format!("net/ipv6/conf/{dev}/accept_dad");
-    if sysctl::read(&key).is_ok() {
-        sysctl::ensure(&key, "0")?;
-    }
-    Ok(())
-}
-
-fn add_route(nl: &mut Netlink, r: &KRoute) -> Result<()> {
-    match nl.add_route(r) {
-        Ok(()) => Ok(()),
-        Err(e) if e.is(libc::EEXIST) => Ok(()),
-        Err(e) => Err(e.into()),
     }
 }
 
