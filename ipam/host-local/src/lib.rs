@@ -116,7 +116,13 @@ pub fn allocate(cfg: &Config, id: &str, ifname: &str) -> Result<CniResult> {
     let mut taken = Vec::new();
     match take_all(cfg, &store, &mut idx, id, ifname, &mut taken) {
         Ok(ips) => {
-            idx.seal()?;
+            // The addresses are ours and on disk; the index is only a cache.
+            // If it cannot be sealed it stays unsealed, and the next run
+            // rebuilds it from the files: not a reason to fail the ADD and
+            // leave the reservations behind.
+            if let Err(e) = idx.seal() {
+                log::warn!("index update after ADD: {e}; it will be rebuilt");
+            }
             Ok(CniResult {
                 interfaces: Vec::new(),
                 ips,
@@ -301,6 +307,16 @@ pub fn release(cfg: &Config, id: &str, ifname: &str, hints: &[IpAddr]) -> Result
     idx.ensure_fresh()?;
     let held = holdings(&store, &mut idx, id, ifname)?;
     if held.is_empty() {
+        // The index knows nothing of it. A reservation another host-local
+        // made within the same clock tick as our last index update does not
+        // change the stamp; prevResult's addresses are checked against their
+        // files directly, so such a reservation is still released.
+        for a in hints {
+            let mine = store.owner(*a)?.is_some_and(|o| o.is(id, ifname, false));
+            if mine && store.release(*a)? {
+                released.push(*a);
+            }
+        }
         return Ok(released);
     }
     idx.begin()?;

@@ -121,3 +121,35 @@ fn a_wrong_index_is_never_trusted() {
     drop(store);
     fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_reservation_hidden_from_the_stamp_is_still_released_by_prev_result() {
+    use std::os::unix::fs::MetadataExt;
+    let (dir, cfg) = setup("hidden");
+    populate(&dir, 10);
+    host_local::allocate(&cfg, "a", "eth0").unwrap();
+    let net = dir.join("big");
+    let before = fs::metadata(&net).unwrap();
+    // Another host-local reserves an address for container "b" within the
+    // same clock tick as our last index update: simulate it by putting the
+    // directory's times back, so the stamp still matches.
+    fs::write(net.join("10.60.0.200"), "b\r\neth0").unwrap();
+    let t = |s: i64, ns: i64| nix::sys::time::TimeSpec::new(s, ns);
+    nix::sys::stat::utimensat(
+        nix::fcntl::AT_FDCWD,
+        &net,
+        &t(before.atime(), before.atime_nsec()),
+        &t(before.mtime(), before.mtime_nsec()),
+        nix::sys::stat::UtimensatFlags::FollowSymlink,
+    )
+    .unwrap();
+    let store = Store::open(&dir, "big").unwrap();
+    assert!(Index::open(&store, &cfg.range_sets).unwrap().is_fresh());
+    drop(store);
+    // The index knows nothing of b; its DEL carries prevResult's address.
+    let ip: IpAddr = "10.60.0.200".parse().unwrap();
+    let released = host_local::release(&cfg, "b", "eth0", &[ip]).unwrap();
+    assert_eq!(released, vec![ip]);
+    assert!(!net.join("10.60.0.200").exists());
+    fs::remove_dir_all(&dir).unwrap();
+}
