@@ -7,7 +7,6 @@
 //! non-panicking variant (candidate to move into `tests/src/lib.rs`).
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -78,22 +77,12 @@ const SPAWN_ATTEMPTS: u32 = 10;
 /// group, feed it `stdin`, and collect its output; after `timeout` the whole
 /// group is killed.
 pub fn run_in_netns(
-    netns_fd: &impl AsRawFd,
+    netns: &cni_kernel::Netns,
     mut cmd: Command,
     stdin: &[u8],
     timeout: Duration,
 ) -> Ran {
-    let fd: RawFd = netns_fd.as_raw_fd();
-    // SAFETY: between fork and exec only setns(2), which is
-    // async-signal-safe, runs; the fd stays open in the parent.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    netns.enter_on_exec(&mut cmd);
     // Its own group, so a timeout also kills what the plugin started (an
     // IPAM delegate) and nothing keeps the output pipes open.
     cmd.process_group(0)

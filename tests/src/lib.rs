@@ -8,8 +8,6 @@
 //! id and a counter, so tests run in parallel.
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -108,17 +106,7 @@ impl TestNetns {
 
     /// Spawn `cmd` inside this namespace, feed `stdin`, collect output.
     pub fn run(&self, mut cmd: Command, stdin: Option<&[u8]>) -> Output {
-        let fd: RawFd = self.ns.as_raw_fd();
-        // SAFETY: between fork and exec only setns(2), which is
-        // async-signal-safe, runs; the fd stays open in the parent.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        self.ns.enter_on_exec(&mut cmd);
         run_with_timeout(cmd, stdin)
     }
 }

@@ -101,6 +101,24 @@ impl Netns {
         })
     }
 
+    /// Make `cmd` start inside this namespace: the child enters it between
+    /// fork and exec, so the caller never moves. `self` must stay open
+    /// until the child has been spawned.
+    pub fn enter_on_exec(&self, cmd: &mut std::process::Command) {
+        use std::os::unix::process::CommandExt;
+        let fd = self.fd();
+        // SAFETY: between fork and exec only setns(2), which is
+        // async-signal-safe, runs; the descriptor stays open in the parent.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+
     /// Whether two handles name the same namespace.
     pub fn same_as(&self, other: &Netns) -> bool {
         use std::os::unix::fs::MetadataExt;
