@@ -231,7 +231,11 @@ impl CniConfig {
     pub fn validate_network_list(&self, list: &NetworkConfigList) -> Result<Vec<String>> {
         let mut errors = Vec::new();
         for plugin in &list.plugins {
-            if let Err(e) = self.check_plugin_version(list, plugin, &mut HashMap::new()) {
+            let checked = cni::delegate::find_in_path(&plugin.plugin_type, &self.path)
+                .and_then(|b| invoke::version_info(&b))
+                .map_err(|e| plugin_error(list, plugin, "version", e))
+                .and_then(|supported| require_version(list, plugin, &supported));
+            if let Err(e) = checked {
                 errors.push(e);
             }
         }
@@ -325,44 +329,67 @@ impl CniConfig {
     }
 
     /// Every plugin's binary, each checked (once per type) to support the
-    /// list's version.
+    /// list's version. The VERSION calls run side by side: this happens on
+    /// every ADD, and waiting for them one after another would add a
+    /// process start per plugin to it.
     fn negotiate(&self, list: &NetworkConfigList) -> Result<Vec<PathBuf>> {
-        let mut seen = HashMap::new();
+        let mut started: Vec<(&PluginConfig, PathBuf, invoke::Running)> = Vec::new();
+        for plugin in &list.plugins {
+            if started
+                .iter()
+                .any(|(p, _, _)| p.plugin_type == plugin.plugin_type)
+            {
+                continue;
+            }
+            let binary = cni::delegate::find_in_path(&plugin.plugin_type, &self.path)
+                .map_err(|e| plugin_error(list, plugin, "version", e))?;
+            let running = invoke::spawn_version(&binary)
+                .map_err(|e| plugin_error(list, plugin, "version", e))?;
+            started.push((plugin, binary, running));
+        }
+        let mut binaries: HashMap<String, PathBuf> = HashMap::new();
+        for (plugin, binary, running) in started {
+            let supported = invoke::version_answer(running)
+                .map_err(|e| plugin_error(list, plugin, "version", e))?;
+            require_version(list, plugin, &supported)?;
+            binaries.insert(plugin.plugin_type.clone(), binary);
+        }
         list.plugins
             .iter()
-            .map(|p| self.check_plugin_version(list, p, &mut seen))
+            .map(|p| {
+                binaries.get(&p.plugin_type).cloned().ok_or_else(|| {
+                    plugin_error(
+                        list,
+                        p,
+                        "version",
+                        cni::Error::plugin("internal: plugin binary not negotiated"),
+                    )
+                })
+            })
             .collect()
     }
+}
 
-    fn check_plugin_version(
-        &self,
-        list: &NetworkConfigList,
-        plugin: &PluginConfig,
-        seen: &mut HashMap<String, PathBuf>,
-    ) -> Result<PathBuf> {
-        if let Some(b) = seen.get(&plugin.plugin_type) {
-            return Ok(b.clone());
-        }
-        let binary = cni::delegate::find_in_path(&plugin.plugin_type, &self.path)
-            .map_err(|e| plugin_error(list, plugin, "version", e))?;
-        let supported =
-            invoke::version_info(&binary).map_err(|e| plugin_error(list, plugin, "version", e))?;
-        let want = list.cni_version.as_str();
-        if !supported.iter().any(|v| v == want) {
-            return Err(plugin_error(
-                list,
-                plugin,
-                "version",
-                cni::Error::new(
-                    INCOMPATIBLE_VERSION,
-                    format!("plugin does not support config version {want:?}"),
-                )
-                .with_details(format!("plugin supports [{}]", supported.join(", "))),
-            ));
-        }
-        seen.insert(plugin.plugin_type.clone(), binary.clone());
-        Ok(binary)
+/// The plugin's VERSION answer must list the list's version.
+fn require_version(
+    list: &NetworkConfigList,
+    plugin: &PluginConfig,
+    supported: &[String],
+) -> Result<()> {
+    let want = list.cni_version.as_str();
+    if supported.iter().any(|v| v == want) {
+        return Ok(());
     }
+    Err(plugin_error(
+        list,
+        plugin,
+        "version",
+        cni::Error::new(
+            INCOMPATIBLE_VERSION,
+            format!("plugin does not support config version {want:?}"),
+        )
+        .with_details(format!("plugin supports [{}]", supported.join(", "))),
+    ))
 }
 
 fn plugin_error(

@@ -107,10 +107,17 @@ pub(crate) fn exec(
     cni::delegate::exec(binary, env, &stdin)
 }
 
+pub(crate) use cni::delegate::Running;
+
 /// The versions a plugin binary supports, from its VERSION answer. Run as
 /// libcni runs it: `CNI_NETNS`, `CNI_IFNAME` and `CNI_PATH` set to `dummy`
 /// (old skeletons insisted on them), stdin naming our newest version.
 pub fn version_info(binary: &Path) -> cni::Result<Vec<String>> {
+    version_answer(spawn_version(binary)?)
+}
+
+/// Start a VERSION call without waiting, so several plugins answer at once.
+pub(crate) fn spawn_version(binary: &Path) -> cni::Result<cni::delegate::Running> {
     let env = vec![
         ("CNI_COMMAND", "VERSION".to_string()),
         ("CNI_CONTAINERID", String::new()),
@@ -120,7 +127,14 @@ pub fn version_info(binary: &Path) -> cni::Result<Vec<String>> {
         ("CNI_PATH", "dummy".to_string()),
     ];
     let request = serde_json::json!({ "cniVersion": Version::CURRENT.as_str() });
-    match exec(binary, &env, &request) {
+    let stdin = serde_json::to_vec(&request)
+        .map_err(|e| cni::Error::plugin(format!("encode request: {e}")))?;
+    cni::delegate::spawn_plugin(binary, &env, &stdin)
+}
+
+/// The supported versions from a VERSION call started by [`spawn_version`].
+pub(crate) fn version_answer(running: cni::delegate::Running) -> cni::Result<Vec<String>> {
+    match running.wait() {
         Ok(out) => parse_version_info(&out),
         // Plugins from before VERSION existed speak only 0.1.0.
         Err(e) if e.msg == "unknown CNI_COMMAND: VERSION" => Ok(vec!["0.1.0".into()]),
