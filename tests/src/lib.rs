@@ -620,6 +620,11 @@ impl TestNetns {
     }
 }
 
+/// Every spec version, oldest first.
+pub const VERSIONS: [&str; 7] = [
+    "0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0",
+];
+
 /// Everything one plugin test runs in: its own "host" namespace, a
 /// `CNI_PATH` directory holding the plugins it calls, and a host-local
 /// `dataDir`. All removed on drop.
@@ -669,6 +674,95 @@ impl PluginEnv {
             call = call.netns(&c.path_str());
         }
         call.run_in(&self.host)
+    }
+
+    /// ADD, CHECK (0.4.0 and later, with the ADD's result as prevResult)
+    /// and DEL of one dual-stack attachment under every spec version. The
+    /// result must carry that version and its shape (`ip4`/`ip6` before
+    /// 0.3.0; else `interfaces` entries with both addresses on
+    /// `ip_interface`, and `ips[].version` before 1.0.0), parse, and DEL must
+    /// leave no reservation in `network`. `conf(version)` gives the config.
+    pub fn lifecycle_in_every_version(
+        &self,
+        network: &str,
+        conf: impl Fn(&str) -> serde_json::Value,
+        interfaces: usize,
+        ip_interface: usize,
+    ) {
+        for (n, version) in VERSIONS.iter().enumerate() {
+            let c = conf(version);
+            let ctr = TestNetns::new("ver-c");
+            let id = format!("v{n}");
+            let r = self.add(&ctr, &id, &c).ok().json();
+            assert_eq!(r["cniVersion"], *version);
+            let v = cni::Version::parse(version).expect("known version");
+            let parsed = cni::CniResult::from_value(&r, v)
+                .unwrap_or_else(|e| panic!("{version}: {e:?}\n{r}"));
+            assert_eq!(parsed.ips.len(), 2, "{version}: {r}");
+            if v.is_legacy() {
+                assert!(r.get("ip4").is_some() && r.get("ip6").is_some(), "{r}");
+                assert!(
+                    r.get("interfaces").is_none() && r.get("ips").is_none(),
+                    "{r}"
+                );
+            } else {
+                assert_eq!(parsed.interfaces.len(), interfaces, "{version}: {r}");
+                assert!(
+                    parsed.ips.iter().all(|i| i.interface == Some(ip_interface)),
+                    "{r}"
+                );
+                let has_version = r["ips"][0].get("version").is_some();
+                assert_eq!(has_version, v < cni::Version::V1_0_0, "{version}: {r}");
+            }
+            let prev = with_prev(&c, &r);
+            if v >= cni::Version::V0_4_0 {
+                self.verb("CHECK", Some(&ctr), &id, &prev).ok();
+            }
+            self.verb("DEL", Some(&ctr), &id, &prev).ok();
+            assert_eq!(
+                self.data.reservations(network),
+                Vec::<String>::new(),
+                "{version}"
+            );
+        }
+    }
+
+    /// GC (1.1.0) with two attachments and `ipMasq`: listing only c1 in
+    /// `cni.dev/valid-attachments` removes c2's masquerade rule and
+    /// reservation and leaves c1 working (CHECK passes); STATUS succeeds;
+    /// both DELs leave nothing. `c` is a 1.1.0 config with `ipMasq`.
+    pub fn gc_keeps_only_valid_attachments(&self, network: &str, c: &serde_json::Value) {
+        let c1 = TestNetns::new("gc-c1");
+        let c2 = TestNetns::new("gc-c2");
+        let r1 = self.add(&c1, "c1", c).ok().json();
+        let r2 = self.add(&c2, "c2", c).ok().json();
+        let (ip1, ip2) = (result_ip(&r1, false), result_ip(&r2, false));
+        let rules = self.host.masq_rules();
+        assert!(rules.contains(&format!("\"{ip1}\"")) && rules.contains(&format!("\"{ip2}\"")));
+        assert_eq!(
+            self.data.reservations(network),
+            vec![ip1.clone(), ip2.clone()]
+        );
+
+        let mut gc = c.clone();
+        gc["cni.dev/valid-attachments"] =
+            serde_json::json!([{"containerID": "c1", "ifname": "eth0"}]);
+        gc["cni.dev/attachments"] = gc["cni.dev/valid-attachments"].clone();
+        self.bare("GC", &gc).ok();
+        let rules = self.host.masq_rules();
+        assert!(rules.contains(&format!("\"{ip1}\"")), "c1 kept: {rules}");
+        assert!(
+            !rules.contains(&format!("\"{ip2}\"")),
+            "c2 collected: {rules}"
+        );
+        assert_eq!(self.data.reservations(network), vec![ip1.clone()]);
+        self.verb("CHECK", Some(&c1), "c1", &with_prev(c, &r1)).ok();
+        self.bare("STATUS", c).ok();
+
+        self.verb("DEL", Some(&c1), "c1", &with_prev(c, &r1)).ok();
+        self.verb("DEL", Some(&c2), "c2", &with_prev(c, &r2)).ok();
+        assert_eq!(self.data.reservations(network), Vec::<String>::new());
+        assert!(!self.host.masq_rules().contains(&ip1));
     }
 
     /// GC or STATUS of `conf`'s plugin: only `CNI_COMMAND` and `CNI_PATH` set.

@@ -15,9 +15,6 @@ use std::path::Path;
 use std::time::Duration;
 
 const NET: &str = "ptpnet";
-const VERSIONS: [&str; 7] = [
-    "0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0",
-];
 const PING_WITHIN: Duration = Duration::from_secs(5);
 
 fn env(tag: &str) -> PluginEnv {
@@ -463,37 +460,17 @@ fn results_parse_as_every_spec_version() {
     if cni_tests::our_host_local().is_none() {
         require_our_host_local("ptp at cniVersion 1.1.0 (the reference host-local stops at 1.0.0)");
     }
-    for (n, version) in VERSIONS.iter().enumerate() {
-        let c = conf(
-            version,
-            json!({"ipam": ipam(&env, &["10.240.47.0/24", "fd00:cafe:2f::/64"])}),
-        );
-        let ctr = TestNetns::new("ptp-ver-c");
-        let id = format!("v{n}");
-        let r = add_ok(&env, &ctr, &id, &c);
-        assert_eq!(r["cniVersion"], *version);
-        let v = cni::Version::parse(version).unwrap();
-        let parsed =
-            cni::CniResult::from_value(&r, v).unwrap_or_else(|e| panic!("{version}: {e:?}\n{r}"));
-        assert_eq!(parsed.ips.len(), 2, "{version}: {r}");
-        if v.is_legacy() {
-            assert!(r.get("ip4").is_some() && r.get("ip6").is_some(), "{r}");
-            assert!(r.get("interfaces").is_none(), "{r}");
-        } else {
-            assert_eq!(parsed.interfaces.len(), 2, "{version}: {r}");
-            assert!(parsed.ips.iter().all(|i| i.interface == Some(1)), "{r}");
-        }
-        let prev = with_prev(&c, &r);
-        if *version >= "0.4.0" {
-            env.verb("CHECK", Some(&ctr), &id, &prev).ok();
-        }
-        del_ok(&env, Some(&ctr), &id, &prev);
-        assert_eq!(
-            env.data.reservations(NET),
-            Vec::<String>::new(),
-            "{version}"
-        );
-    }
+    env.lifecycle_in_every_version(
+        NET,
+        |version| {
+            conf(
+                version,
+                json!({"ipam": ipam(&env, &["10.240.47.0/24", "fd00:cafe:2f::/64"])}),
+            )
+        },
+        2,
+        1,
+    );
 }
 
 #[test]
@@ -504,29 +481,7 @@ fn gc_removes_what_invalid_attachments_left_and_status_is_ok() {
         "1.1.0",
         json!({"ipMasq": true, "ipam": ipam(&env, &["10.240.48.0/24"])}),
     );
-    let c1 = TestNetns::new("ptp-gc-c1");
-    let c2 = TestNetns::new("ptp-gc-c2");
-    let r1 = add_ok(&env, &c1, "c1", &c);
-    let r2 = add_ok(&env, &c2, "c2", &c);
-    let (ip1, ip2) = (result_ip(&r1, false), result_ip(&r2, false));
-    assert_eq!(env.data.reservations(NET), vec![ip1.clone(), ip2.clone()]);
-
-    let mut gc = c.clone();
-    gc["cni.dev/valid-attachments"] = json!([{"containerID": "c1", "ifname": "eth0"}]);
-    env.bare("GC", &gc).ok();
-    let rules = env.host.masq_rules();
-    assert!(rules.contains(&format!("\"{ip1}\"")), "c1 kept: {rules}");
-    assert!(
-        !rules.contains(&format!("\"{ip2}\"")),
-        "c2 collected: {rules}"
-    );
-    assert_eq!(env.data.reservations(NET), vec![ip1.clone()]);
-    env.verb("CHECK", Some(&c1), "c1", &with_prev(&c, &r1)).ok();
-    env.bare("STATUS", &c).ok();
-
-    del_ok(&env, Some(&c1), "c1", &with_prev(&c, &r1));
-    del_ok(&env, Some(&c2), "c2", &with_prev(&c, &r2));
-    assert_eq!(env.data.reservations(NET), Vec::<String>::new());
+    env.gc_keeps_only_valid_attachments(NET, &c);
 }
 
 #[test]
