@@ -428,7 +428,12 @@ fn version_refused(ctx: &Ctx) -> Verdict {
     for v in &versions {
         let c = ctx.container();
         let add = ctx.call("ADD", &ctx.config(v)).netns(&c.path_str());
-        let (ran, _cleanup) = ctx.add(&format!("ADD cniVersion {v}"), &add);
+        let (ran, mut cleanup) = ctx.add(&format!("ADD cniVersion {v}"), &add);
+        // A plugin that wrongly accepted the version would refuse a DEL at
+        // it too: undo with the version it does speak.
+        if let Some(del) = cleanup.del.as_mut() {
+            del.config = Ctx::text(&ctx.config(ctx.primary.as_str()));
+        }
         if let Err(e) = expect_code(&ran, 1) {
             problems.push(format!("ADD with cniVersion {v}: {e}"));
         }

@@ -34,8 +34,15 @@ struct StaticConf {
 
 #[derive(Debug, Default, Deserialize)]
 struct IpsConf {
-    #[serde(default)]
+    /// `null` is an empty list, as Go decodes it.
+    #[serde(default, deserialize_with = "null_as_empty")]
     ips: Vec<String>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// One address to return.
@@ -86,6 +93,9 @@ impl Config {
         }
 
         let args = req.cni_args(&["IP", "GATEWAY"])?;
+        // CNI_ARGS GATEWAY applies to the addresses CNI_ARGS IP adds, not to
+        // configured ones (the reference parses those only afterwards).
+        let from_cni_args = addresses.len();
         if let Some(list) = args.get("IP").filter(|v| !v.is_empty()) {
             for item in list.split(',') {
                 let address =
@@ -100,7 +110,7 @@ impl Config {
             for item in list.split(',') {
                 let gw =
                     ip::parse_ip(item).map_err(|e| Error::env(format!("CNI_ARGS GATEWAY: {e}")))?;
-                for a in addresses.iter_mut() {
+                for a in addresses.iter_mut().skip(from_cni_args) {
                     if ip::contains(&a.address, gw) {
                         a.gateway = Some(gw);
                     }

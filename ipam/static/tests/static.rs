@@ -82,6 +82,20 @@ fn cni_args_add_addresses_and_gateways() {
         serde_json::json!({"address":"10.20.0.7/16","gateway":"10.20.0.1"})
     );
     assert_eq!(ips[3]["address"], "fd20::7/64");
+    // GATEWAY reaches only CNI_ARGS addresses, never configured ones (as
+    // the reference): 10.10.0.5/24 keeps its configured gateway.
+    let (ok, j) = run(
+        "ADD",
+        "IP=10.10.0.8/24;GATEWAY=10.10.0.254",
+        &conf("1.0.0", ""),
+    );
+    assert!(ok, "{j}");
+    assert_eq!(j["ips"][0]["gateway"], "10.10.0.1");
+    assert_eq!(j["ips"][2]["gateway"], "10.10.0.254");
+    // "ips": null is no list, as Go decodes it.
+    let (ok, j) = run("ADD", "", &conf("1.0.0", r#""args":{"cni":{"ips":null}},"#));
+    assert!(ok, "{j}");
+    assert_eq!(j["ips"][0]["address"], "10.10.0.5/24");
     let (ok, j) = run("ADD", "IP=10.20.0.7", &conf("1.0.0", ""));
     assert!(!ok);
     assert_eq!(j["code"], 4);

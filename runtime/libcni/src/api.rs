@@ -100,10 +100,16 @@ impl CniConfig {
             let request = build_request(list, plugin, prev.as_ref(), &rt.capability_args);
             self.run(list, plugin, "delete", &env, &request)?;
         }
-        match cache_path {
-            Ok(path) => cache::remove(&path),
-            Err(_) => Ok(()),
+        // Every plugin has released the attachment: a cache file that
+        // cannot be removed (a read-only /var/lib/cni) must not turn that
+        // into a failure the runtime retries forever. The reference
+        // ignores this error too.
+        if let Ok(path) = cache_path {
+            if let Err(e) = cache::remove(&path) {
+                log::warn!("DEL succeeded but the cache entry stays: {e}");
+            }
         }
+        Ok(())
     }
 
     /// CHECK: refused for lists older than 0.4.0; nothing when

@@ -86,30 +86,39 @@ impl CachedAttachment {
             netns: self.netns.clone(),
             cni_args: self.cni_args.clone(),
             capability_args: sort_keys(&self.capability_args),
-            result: self.result.clone().filter(|r| !is_empty_object(r)),
+            // The reference holds the result as a Go map too: sorted keys.
+            result: self
+                .result
+                .as_ref()
+                .filter(|r| !is_empty_object(r))
+                .map(sorted_value),
         };
         // Plain strings, lists and JSON values always serialise.
         serde_json::to_vec(&wire).unwrap_or_default()
     }
 }
 
-/// Go writes a `map[string]interface{}` (the capability args) with its keys
-/// sorted, at every depth; do the same so our files match its byte for byte.
+/// Go writes a `map[string]interface{}` (the capability args, the result)
+/// with its keys sorted, at every depth; do the same so our files match its
+/// byte for byte.
 fn sort_keys(
     map: &serde_json::Map<String, serde_json::Value>,
 ) -> serde_json::Map<String, serde_json::Value> {
-    fn sorted(v: &serde_json::Value) -> serde_json::Value {
-        match v {
-            serde_json::Value::Object(m) => serde_json::Value::Object(sort_keys(m)),
-            serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sorted).collect()),
-            other => other.clone(),
-        }
-    }
     let mut keys: Vec<&String> = map.keys().collect();
     keys.sort();
     keys.into_iter()
-        .map(|k| (k.clone(), sorted(&map[k])))
+        .map(|k| (k.clone(), sorted_value(&map[k])))
         .collect()
+}
+
+fn sorted_value(v: &serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => serde_json::Value::Object(sort_keys(m)),
+        serde_json::Value::Array(a) => {
+            serde_json::Value::Array(a.iter().map(sorted_value).collect())
+        }
+        other => other.clone(),
+    }
 }
 
 /// What a cache file holds.
@@ -248,9 +257,8 @@ pub fn read(path: &Path) -> Result<Option<CacheEntry>> {
 }
 
 /// Write `bytes` to `path` atomically: a temporary file (mode 0600) in the
-/// same directory (created 0700 if missing), synced, then renamed over
-/// `path`. The temporary name starts with a dot, which the attachment scan
-/// skips.
+/// cache directory above `results/` (same filesystem), synced, then renamed
+/// over `path` (whose directory is created 0700 if missing).
 pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
@@ -264,7 +272,12 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .ok_or_else(|| Error::cache(path, "no file name"))?
         .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    // The temporary file lives beside `results/`, not in it: a crash before
+    // the rename must not leave a complete-looking entry there, which the
+    // reference's attachment scan (which does not skip dot-files) would
+    // then GC forever.
+    let tmp_dir = dir.parent().unwrap_or(dir);
+    let tmp = tmp_dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let written = (|| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -393,7 +406,7 @@ mod tests {
                 r#"{{"kind":"cniCacheV1","containerId":"ctr1","config":"{}","ifName":"eth0","#,
                 r#""networkName":"net1","netns":"/run/netns/x","cniArgs":[["IgnoreUnknown","1"],["K","V"]],"#,
                 r#""capabilityArgs":{{"portMappings":[{{"containerPort":8080,"hostPort":80,"protocol":"tcp"}}]}},"#,
-                r#""result":{{"cniVersion":"1.0.0","ips":[{{"address":"10.230.0.2/24","gateway":"10.230.0.1"}}],"dns":{{}}}}}}"#
+                r#""result":{{"cniVersion":"1.0.0","dns":{{}},"ips":[{{"address":"10.230.0.2/24","gateway":"10.230.0.1"}}]}}}}"#
             ),
             b64
         )

@@ -142,25 +142,30 @@ pub(crate) fn version_answer(running: cni::delegate::Running) -> cni::Result<Vec
     }
 }
 
-/// A VERSION answer: `{"cniVersion", "supportedVersions"}`; an answer in
-/// 0.1.0 (or without a version) means 0.1.0 only.
+/// A VERSION answer, decoded as the reference decodes it: `cniVersion`
+/// is required; `supportedVersions` too, except that an answer of 0.2.0
+/// without a list means 0.1.0 and 0.2.0 (what 0.2.0 plugins printed).
 pub(crate) fn parse_version_info(out: &[u8]) -> cni::Result<Vec<String>> {
     let v: Value = serde_json::from_slice(out)
-        .map_err(|e| cni::Error::decode(format!("invalid VERSION answer: {e}")))?;
+        .map_err(|e| cni::Error::decode(format!("decoding version info: {e}")))?;
     let own = v.get("cniVersion").and_then(Value::as_str).unwrap_or("");
-    let listed = v.get("supportedVersions").and_then(Value::as_array);
-    match listed {
+    if own.is_empty() {
+        return Err(cni::Error::decode(
+            "decoding version info: missing field cniVersion",
+        ));
+    }
+    match v.get("supportedVersions").and_then(Value::as_array) {
         Some(vs) if !vs.is_empty() => vs
             .iter()
             .map(|s| {
                 s.as_str().map(str::to_string).ok_or_else(|| {
-                    cni::Error::decode(format!("invalid VERSION answer: supportedVersions {s}"))
+                    cni::Error::decode(format!("decoding version info: supportedVersions {s}"))
                 })
             })
             .collect(),
-        _ if own.is_empty() || own == "0.1.0" => Ok(vec!["0.1.0".into()]),
+        _ if own == "0.2.0" => Ok(vec!["0.1.0".into(), "0.2.0".into()]),
         _ => Err(cni::Error::decode(
-            "invalid VERSION answer: no supportedVersions",
+            "decoding version info: missing field supportedVersions",
         )),
     }
 }
@@ -269,10 +274,11 @@ mod tests {
             ["0.4.0", "1.0.0"]
         );
         assert_eq!(
-            parse_version_info(br#"{"cniVersion":"0.1.0"}"#).unwrap(),
-            ["0.1.0"]
+            parse_version_info(br#"{"cniVersion":"0.2.0"}"#).unwrap(),
+            ["0.1.0", "0.2.0"]
         );
-        assert_eq!(parse_version_info(b"{}").unwrap(), ["0.1.0"]);
+        assert!(parse_version_info(b"{}").is_err());
+        assert!(parse_version_info(br#"{"cniVersion":"0.1.0"}"#).is_err());
         assert!(parse_version_info(br#"{"cniVersion":"1.0.0"}"#).is_err());
         assert!(parse_version_info(b"nope").is_err());
     }
