@@ -2,8 +2,8 @@
 //! Nothing is reserved, so DEL, GC and STATUS have nothing to do.
 //!
 //! Addresses come from `ipam.addresses`, plus `CNI_ARGS` `IP` (comma-separated
-//! CIDRs) with `GATEWAY` (comma-separated; each applies to the addresses whose
-//! subnet holds it). `args.cni.ips`, and after it `runtimeConfig.ips`, replace
+//! CIDRs) with `GATEWAY` (comma-separated; each applies to those `IP`
+//! addresses whose subnet holds it). `args.cni.ips`, and after it `runtimeConfig.ips`, replace
 //! the whole list when present, as in the reference. Address parsing is
 //! host-local's ([`host_local::ip`]).
 
