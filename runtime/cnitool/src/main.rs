@@ -307,6 +307,24 @@ fn parse_cap_args(s: &str) -> Result<Map<String, Value>, String> {
 /// Go's `filepath.Abs`: joined to the working directory when relative,
 /// then cleaned lexically (`.`, `..`, repeated and trailing slashes), so
 /// the container ID matches the reference cnitool's for the same argument.
+/// The working directory as Go's `os.Getwd` gives it (the reference
+/// derives the container ID from the absolute netns path): `$PWD` when it is
+/// absolute and names the same directory as `.`, else the physical path.
+/// In a symlinked directory the two differ, and so would the IDs.
+fn working_dir() -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    if let Some(pwd) = std::env::var_os("PWD").map(PathBuf::from) {
+        if pwd.is_absolute() {
+            if let (Ok(a), Ok(b)) = (std::fs::metadata(&pwd), std::fs::metadata(".")) {
+                if a.dev() == b.dev() && a.ino() == b.ino() {
+                    return Ok(pwd);
+                }
+            }
+        }
+    }
+    std::env::current_dir()
+}
+
 fn absolute(p: &OsString, cwd: &Path) -> OsString {
     let bytes = p.as_bytes();
     let joined: Vec<u8> = if bytes.first() == Some(&b'/') {
@@ -378,7 +396,15 @@ fn pretty(v: &Value) -> String {
 fn main() {
     cni::logger::init();
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let cwd = match working_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!(
+                "cannot determine the working directory (needed for a relative netns path): {e}"
+            );
+            std::process::exit(1);
+        }
+    };
     let env = |k: &str| std::env::var(k).ok();
     let inv = match parse(&args, &env, &cwd) {
         Ok(Parsed::Help) => {
