@@ -363,6 +363,35 @@ fn derive_container_id(abs_netns: &OsString) -> String {
     format!("cnitool-{hex}")
 }
 
+/// The spec wants GC to run alone: an ADD in flight has no cache entry
+/// yet, so a GC beside it would take it for stale and its IPAM plugin would
+/// release the new container's addresses. cnitool runs hold a lock file in
+/// the cache directory: shared for add/check/del/status, exclusive for gc.
+fn lock(inv: &Invocation) -> std::result::Result<nix::fcntl::Flock<std::fs::File>, String> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = &inv.cni.cache_dir;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("cannot create cache directory {}: {e}", dir.display()))?;
+    let path = dir.join("cnitool.lock");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let how = match inv.verb {
+        Verb::Gc => nix::fcntl::FlockArg::LockExclusive,
+        _ => nix::fcntl::FlockArg::LockShared,
+    };
+    nix::fcntl::Flock::lock(file, how)
+        .map_err(|(_, e)| format!("cannot lock {}: {e}", path.display()))
+}
+
 /// Run the verb; `add` returns the text to print.
 fn run(inv: &Invocation) -> libcni::Result<Option<String>> {
     let list = NetworkConfigList::load(&inv.conf_dir, &inv.network)?;
@@ -414,6 +443,14 @@ fn main() {
         Ok(Parsed::Run(inv)) => inv,
         Err(msg) => {
             eprintln!("{msg}");
+            std::process::exit(1);
+        }
+    };
+    // Held until the process ends.
+    let _lock = match lock(&inv) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
             std::process::exit(1);
         }
     };
