@@ -11,6 +11,7 @@
 use cni::delegate::IpamAdd;
 use cni::rollback::Rollback;
 use cni::{CniResult, Error, Interface, NetConf, Plugin, Request, Result, Route};
+use cni_kernel::container::PairSpec;
 use cni_kernel::ipmasq::Backend;
 use cni_kernel::link::{parse_mac, BridgePortSpec, BridgeSpec, Link};
 use cni_kernel::{attachment, container, iface, spoofcheck, sysctl, Family, Netlink, Netns};
@@ -258,13 +259,13 @@ impl Plugin for Bridge {
 
         // Host side: the bridge and a port for this container.
         let br = ensure_bridge(&mut host, &conf)?;
+        let pair = PairSpec {
+            ifname: &req.ifname,
+            mtu: conf.mtu,
+            mac,
+        };
         let (host_if, cont_if) =
-            container::create_veth_pair(&mut host, &ns, &mut cnl, &req.ifname, conf.mtu, mac)?;
-        let host_index = host_if.index;
-        undo.push(format!("delete veth {}", host_if.name), move || {
-            let mut nl = Netlink::open().map_err(|e| e.to_string())?;
-            nl.del_link(host_index).map_err(|e| e.to_string())
-        });
+            container::create_veth_pair(&mut host, &ns, &mut cnl, pair, &mut undo)?;
 
         let ifname = req.ifname.clone();
         let enable_dad = conf.enable_dad;

@@ -16,16 +16,42 @@ use std::path::Path;
 /// How many random host-side names to try before giving up.
 const NAME_TRIES: usize = 10;
 
-/// A veth pair: the container end `ifname` made directly inside `ns`, the
-/// host end with a fresh `veth…` name in the caller's namespace.
+/// The veth pair an attachment wants.
+#[derive(Debug, Clone, Default)]
+pub struct PairSpec<'a> {
+    /// The container end's name (`CNI_IFNAME`).
+    pub ifname: &'a str,
+    pub mtu: Option<u32>,
+    /// The container end's MAC; the kernel picks one when `None`.
+    pub mac: Option<Vec<u8>>,
+}
+
+/// A veth pair: the container end made directly inside `ns`, the host end
+/// with a fresh `veth…` name in the caller's namespace. Its removal is
+/// pushed onto `undo` (deleting one end removes both).
 pub fn create_veth_pair(
     host: &mut Netlink,
     ns: &Netns,
     cnl: &mut Netlink,
-    ifname: &str,
-    mtu: Option<u32>,
-    mac: Option<Vec<u8>>,
+    spec: PairSpec,
+    undo: &mut cni::rollback::Rollback,
 ) -> cni::Result<(Link, Link)> {
+    let (h, c) = create_pair(host, ns, cnl, &spec)?;
+    let index = h.index;
+    undo.push(format!("delete veth {}", h.name), move || {
+        let mut nl = Netlink::open().map_err(|e| e.to_string())?;
+        nl.del_link(index).map_err(|e| e.to_string())
+    });
+    Ok((h, c))
+}
+
+fn create_pair(
+    host: &mut Netlink,
+    ns: &Netns,
+    cnl: &mut Netlink,
+    spec: &PairSpec,
+) -> cni::Result<(Link, Link)> {
+    let ifname = spec.ifname;
     match cnl.link_by_name(ifname) {
         Ok(_) => {
             return Err(cni::Error::plugin(format!(
@@ -41,9 +67,9 @@ pub fn create_veth_pair(
         let spec = VethSpec {
             name: name.clone(),
             peer_name: ifname.to_string(),
-            mtu,
+            mtu: spec.mtu,
             mac: None,
-            peer_mac: mac.clone(),
+            peer_mac: spec.mac.clone(),
             peer_netns: Some(ns),
         };
         match host.create_veth(&spec) {

@@ -11,6 +11,7 @@
 use cni::delegate::IpamAdd;
 use cni::rollback::Rollback;
 use cni::{CniResult, Error, NetConf, Plugin, Request, Result};
+use cni_kernel::container::PairSpec;
 use cni_kernel::ipmasq::Backend;
 use cni_kernel::route::{Route as KRoute, Scope};
 use cni_kernel::{attachment, container, iface, sysctl, Family, Netlink, Netns};
@@ -81,13 +82,13 @@ impl Plugin for Ptp {
         let ipam =
             IpamAdd::start(req)?.ok_or_else(|| Error::config("ipam: ptp needs an IPAM plugin"))?;
 
+        let pair = PairSpec {
+            ifname: &req.ifname,
+            mtu: conf.mtu,
+            mac: None,
+        };
         let (host_if, cont_if) =
-            container::create_veth_pair(&mut host, &ns, &mut cnl, &req.ifname, conf.mtu, None)?;
-        let host_index = host_if.index;
-        undo.push(format!("delete veth {}", host_if.name), move || {
-            let mut nl = Netlink::open().map_err(|e| e.to_string())?;
-            nl.del_link(host_index).map_err(|e| e.to_string())
-        });
+            container::create_veth_pair(&mut host, &ns, &mut cnl, pair, &mut undo)?;
         // A point-to-point link has exactly two ends, both ours: duplicate
         // address detection can find nothing and would only hold IPv6
         // addresses back for a second or more, so switch it off on both.
