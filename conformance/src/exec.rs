@@ -160,13 +160,71 @@ pub fn run_in_netns(
             }
         }
     };
-    // A grandchild that left the group could hold the pipes open: never wait
-    // for it forever.
+    // Whatever the plugin left running in its group (a helper that kept
+    // the output pipes open) goes with it; ESRCH when nothing is left.
+    // SAFETY: plain kill(2) on the process group we created.
+    unsafe {
+        libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+    }
+    // A grandchild that left the group could still hold the pipes open:
+    // never wait for it forever, and say so rather than report empty output.
     let grace = Duration::from_secs(2);
+    let mut collect = |rx: mpsc::Receiver<String>, which: &str| {
+        rx.recv_timeout(grace).unwrap_or_else(|_| {
+            abnormal.get_or_insert_with(|| {
+                format!("{which} held open by a process the plugin left behind")
+            });
+            String::new()
+        })
+    };
+    let stdout = collect(rx_out, "stdout");
+    let stderr = collect(rx_err, "stderr");
     Ran {
         status,
-        stdout: rx_out.recv_timeout(grace).unwrap_or_default(),
-        stderr: rx_err.recv_timeout(grace).unwrap_or_default(),
+        stdout,
+        stderr,
         abnormal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cni_tests::{TempDir, TestNetns};
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A plugin that exits at once but leaves a helper holding its stdout:
+    /// the run ends within the grace period, says why, and the helper is
+    /// gone with the plugin's process group.
+    #[test]
+    fn a_helper_left_behind_is_killed_and_reported() {
+        let host = TestNetns::new("exec-helper");
+        let dir = TempDir::new("exec-helper");
+        let marker = dir.path().join("helper-ran-to-the-end");
+        let script = dir.path().join("plugin");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\n(sleep 3; touch {}) &\necho '{{}}'\nexit 0\n",
+                marker.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let start = Instant::now();
+        let ran = run_in_netns(
+            host.ns(),
+            Command::new(&script),
+            b"",
+            Duration::from_secs(10),
+        );
+        assert_eq!(ran.status, 0);
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(3500));
+        assert!(!marker.exists(), "the helper outlived the run");
     }
 }
