@@ -424,12 +424,6 @@ impl Netlink {
     }
 }
 
-impl AsRawFd for Netns {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.fd()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
