@@ -394,7 +394,7 @@ impl Netlink {
         .map(|_| ())
     }
 
-    /// Wait until a link is operationally up, polling every few milliseconds
+    /// Wait until a link is operationally up, polling every 250 µs
     /// up to `timeout`. A veth reports up once both ends are up; a bridge
     /// port, once the bridge has moved it to forwarding.
     pub fn wait_oper_up(&mut self, index: u32, timeout: std::time::Duration) -> Result<Link> {
@@ -410,7 +410,7 @@ impl Netlink {
                     format!("still {:?} after {timeout:?}", l.oper_state),
                 ));
             }
-            std::thread::sleep(std::time::Duration::from_millis(2));
+            std::thread::sleep(std::time::Duration::from_micros(250));
         }
     }
 
