@@ -191,7 +191,6 @@ pub fn run_in_netns(
 mod tests {
     use super::*;
     use cni_tests::{TempDir, TestNetns};
-    use std::os::unix::fs::PermissionsExt;
 
     /// A plugin that exits at once but leaves a helper holding its stdout:
     /// the run ends within the grace period, says why, and the helper is
@@ -201,16 +200,13 @@ mod tests {
         let host = TestNetns::new("exec-helper");
         let dir = TempDir::new("exec-helper");
         let marker = dir.path().join("helper-ran-to-the-end");
-        let script = dir.path().join("plugin");
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\n(sleep 3; touch {}) &\necho '{{}}'\nexit 0\n",
+        let script = dir.script(
+            "plugin",
+            &format!(
+                "(sleep 3; touch {}) &\necho '{{}}'\nexit 0\n",
                 marker.display()
             ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        );
         let start = Instant::now();
         let ran = run_in_netns(
             host.ns(),

@@ -7,8 +7,6 @@
 //! reference tests fail unless `CNI_SKIP_REFERENCE=1`.
 
 use cni_conformance::{Options, Outcome, Report, CHECKS};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 fn outcome(report: &Report, name: &str) -> Outcome {
@@ -26,49 +24,7 @@ fn assert_outcome(report: &Report, name: &str, want: Outcome) {
     );
 }
 
-/// The reference plugin `name`, or `None` when it is missing and
-/// `CNI_SKIP_REFERENCE=1` says that is fine.
-fn reference(name: &str) -> Option<PathBuf> {
-    let p = Path::new(cni_tests::REFERENCE_DIR).join(name);
-    if p.is_file() {
-        return Some(p);
-    }
-    if std::env::var("CNI_SKIP_REFERENCE").as_deref() == Ok("1") {
-        eprintln!("{} missing; CNI_SKIP_REFERENCE=1, not tested", p.display());
-        return None;
-    }
-    panic!(
-        "{} is missing: install containernetworking-plugins, or set CNI_SKIP_REFERENCE=1",
-        p.display()
-    );
-}
-
-/// A directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(cni_tests::unique(tag));
-        std::fs::create_dir_all(&p).expect("create temp dir");
-        TempDir(p)
-    }
-
-    /// Write an executable shell script named `name`.
-    fn script(&self, name: &str, body: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, format!("#!/bin/sh\n{body}")).expect("write script");
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.0) {
-            eprintln!("cleanup {}: {e}", self.0.display());
-        }
-    }
-}
+use cni_tests::{reference_plugin as reference, TempDir};
 
 #[test]
 fn our_loopback_passes_every_check() {
@@ -146,7 +102,7 @@ fn reference_host_local_passes_and_leaves_no_reservation() {
         "ipam": {
             "type": "host-local",
             "ranges": [[{"subnet": "10.250.0.0/24"}]],
-            "dataDir": data.0,
+            "dataDir": data.path(),
         },
     });
     let mut opts = Options::new(plugin);
@@ -157,7 +113,7 @@ fn reference_host_local_passes_and_leaves_no_reservation() {
     assert_outcome(&report, "versions-accepted", Outcome::Pass);
     assert_outcome(&report, "lifecycle", Outcome::Pass);
     // Every ADD was undone: only the store's own files are left.
-    let left: Vec<String> = std::fs::read_dir(data.0.join("conf"))
+    let left: Vec<String> = std::fs::read_dir(data.path().join("conf"))
         .expect("host-local made its network dir")
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())

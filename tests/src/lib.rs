@@ -377,6 +377,17 @@ impl TempDir {
         self.0.display().to_string()
     }
 
+    /// Write an executable shell script named `name` (a fake plugin).
+    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.0.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}"))
+            .unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("chmod {}: {e}", p.display()));
+        p
+    }
+
     /// The file names in `sub` (relative to this directory), sorted; empty
     /// when it does not exist.
     pub fn listing(&self, sub: &str) -> Vec<String> {
@@ -725,6 +736,46 @@ impl PluginEnv {
                 "{version}"
             );
         }
+    }
+
+    /// DEL when the container namespace is gone by the time the runtime
+    /// deletes: once deleted outright, once unmounted with its file left
+    /// behind (a runtime cleaning up in the wrong order). Both succeed, a
+    /// repeat succeeds, and no reservation of `network` is left. Returns the
+    /// results of the two ADDs, for plugin-specific checks.
+    pub fn del_after_namespace_is_gone(
+        &self,
+        network: &str,
+        conf: &serde_json::Value,
+    ) -> Vec<serde_json::Value> {
+        let plugin = conf["type"].as_str().expect("config has a type");
+        let leftover = self.data.path().join("netns-leftover");
+        std::fs::write(&leftover, "").expect("write leftover netns file");
+        let mut results = Vec::new();
+        for (id, leave_file) in [("gone1", false), ("gone2", true)] {
+            let ns = TestNetns::new("del-gone");
+            let r = self.add(&ns, id, conf).ok().json();
+            assert!(!self.data.reservations(network).is_empty());
+            let path = if leave_file {
+                leftover.display().to_string()
+            } else {
+                ns.path_str()
+            };
+            drop(ns);
+            let del = self
+                .call(plugin, "DEL", &with_prev(conf, &r))
+                .container(id)
+                .netns(&path);
+            del.run_in(&self.host).ok();
+            del.run_in(&self.host).ok();
+            assert_eq!(
+                self.data.reservations(network),
+                Vec::<String>::new(),
+                "{id}"
+            );
+            results.push(r);
+        }
+        results
     }
 
     /// GC (1.1.0) with two attachments and `ipMasq`: listing only c1 in

@@ -709,33 +709,9 @@ fn del_is_repeatable_and_works_without_netns_or_prev_result() {
     assert!(env.host.link(&veth).is_none());
     assert_eq!(env.data.reservations(NET), Vec::<String>::new());
 
-    // After the container namespace is gone: IPAM is still released.
-    let gone = TestNetns::new("br-del-gone");
-    let path = gone.path_str();
-    let r = add_ok(&env, &gone, "c3", &c);
-    assert_eq!(env.data.reservations(NET).len(), 2);
-    drop(gone);
-    let call = env
-        .call("bridge", "DEL", &with_prev(&c, &r))
-        .container("c3")
-        .netns(&path);
-    call.run_in(&env.host).ok();
-    assert_eq!(env.data.reservations(NET), Vec::<String>::new());
-
-    // The namespace was unmounted but its file is left behind (what a
-    // runtime that cleans up in the wrong order leaves): gone, too.
-    let leftover = env.data.path().join("netns-leftover");
-    std::fs::write(&leftover, "").unwrap();
-    let ns = TestNetns::new("br-del-left");
-    let r = add_ok(&env, &ns, "c5", &c);
-    drop(ns);
-    env.call("bridge", "DEL", &with_prev(&c, &r))
-        .container("c5")
-        .netns(&leftover.display().to_string())
-        .run_in(&env.host)
-        .ok();
-    assert_eq!(env.data.reservations(NET), Vec::<String>::new());
-    call.run_in(&env.host).ok();
+    // After the container namespace is gone (deleted, or unmounted with its
+    // file left): IPAM is still released.
+    env.del_after_namespace_is_gone(NET, &c);
 
     // Without CNI_NETNS at all.
     let r = add_ok(&env, &ctr, "c4", &c);

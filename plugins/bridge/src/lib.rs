@@ -353,8 +353,7 @@ impl Plugin for Bridge {
 
         // The bridge's MAC may have changed with the gateway address.
         result.interfaces[0].mac = host.link_by_index(br.index)?.mac_string();
-        // An empty "dns" object overrides nothing, as in the reference.
-        if let Some(dns) = conf.net.dns.as_ref().filter(|d| !d.is_empty()) {
+        if let Some(dns) = conf.net.dns_override() {
             result.dns = dns.clone();
         }
         undo.commit();

@@ -82,6 +82,13 @@ impl NetConf {
             .filter(|t| !t.is_empty())
     }
 
+    /// The config's `dns`, when it should replace IPAM's in the result: set
+    /// and not empty (an empty object overrides nothing, as in the
+    /// reference).
+    pub fn dns_override(&self) -> Option<&Dns> {
+        self.dns.as_ref().filter(|d| !d.is_empty())
+    }
+
     /// `runtimeConfig` decoded as the plugin's own type (its default when absent).
     pub fn runtime_config<T: DeserializeOwned + Default>(&self) -> Result<T> {
         match &self.runtime_config {
@@ -149,6 +156,16 @@ mod tests {
             c.net.ipam.unwrap().rest["subnet"],
             serde_json::json!("10.0.0.0/24")
         );
+    }
+
+    #[test]
+    fn only_a_non_empty_dns_overrides() {
+        let c: NetConf = parse_config(br#"{"name":"n","dns":{}}"#).unwrap();
+        assert_eq!(c.dns_override(), None);
+        let c: NetConf = parse_config(br#"{"name":"n","dns":{"search":["x"]}}"#).unwrap();
+        assert_eq!(c.dns_override().unwrap().search, vec!["x".to_string()]);
+        let c: NetConf = parse_config(br#"{"name":"n"}"#).unwrap();
+        assert_eq!(c.dns_override(), None);
     }
 
     #[test]

@@ -157,8 +157,7 @@ impl Plugin for Ptp {
             let nets = result.ips.iter().map(|ip| ip.address).collect();
             attachment::masquerade(req, conf.backend(), nets, &mut undo)?;
         }
-        // An empty "dns" object overrides nothing, as in the reference.
-        if let Some(dns) = conf.net.dns.as_ref().filter(|d| !d.is_empty()) {
+        if let Some(dns) = conf.net.dns_override() {
             result.dns = dns.clone();
         }
         undo.commit();

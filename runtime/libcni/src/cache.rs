@@ -358,24 +358,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    struct Dir(PathBuf);
-    impl Dir {
-        fn new(tag: &str) -> Dir {
-            let p = std::env::temp_dir().join(format!(
-                "libcni-cache-{tag}-{}-{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            ));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            Dir(p)
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::TestDir as Dir;
 
     fn rt() -> RuntimeConf {
         RuntimeConf {

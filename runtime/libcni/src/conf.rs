@@ -512,28 +512,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    struct Dir(PathBuf);
+    use crate::TestDir as Dir;
+
     impl Dir {
-        fn new(tag: &str) -> Dir {
-            let p = std::env::temp_dir().join(format!(
-                "libcni-conf-{tag}-{}-{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            ));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            Dir(p)
-        }
         fn write(&self, name: &str, v: &Value) -> PathBuf {
             let p = self.0.join(name);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(&p, v.to_string()).unwrap();
             p
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
         }
     }
 

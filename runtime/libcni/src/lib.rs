@@ -75,3 +75,29 @@ impl RuntimeConf {
         }
     }
 }
+
+/// A temporary directory for unit tests, removed on drop.
+#[cfg(test)]
+pub(crate) struct TestDir(pub(crate) std::path::PathBuf);
+
+#[cfg(test)]
+impl TestDir {
+    pub(crate) fn new(tag: &str) -> TestDir {
+        let p = std::env::temp_dir().join(format!(
+            "libcni-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        // A leftover of an earlier, killed run of the same test.
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create test dir");
+        TestDir(p)
+    }
+}
+
+#[cfg(test)]
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
