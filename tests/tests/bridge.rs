@@ -6,6 +6,8 @@
 //! ours when built (`cargo build -p host-local`), else the reference one in
 //! /usr/lib/cni. The 1.1.0 tests (GC, STATUS) need ours.
 
+mod common;
+
 use cni_tests::{
     default_host_local, host_local_ipam, merge, our_plugin, require_our_host_local, result_ip,
     with_prev, PluginEnv, TestNetns,
@@ -845,11 +847,7 @@ fn conformance_harness_passes() {
         "ipMasq": true,
         "ipam": ipam(&env, &["10.240.24.0/24", "fd00:cafe:18::/64"]),
     });
-    let mut opts = cni_conformance::Options::new(env.bin.path().join("bridge"));
-    opts.config = config.as_object().cloned();
-    let report = cni_conformance::run(&opts);
-    println!("{report}");
-    assert!(!report.failed(), "{report}");
+    common::conformance_passes(&env.bin.path().join("bridge"), config);
     assert_eq!(env.data.reservations("conformance"), Vec::<String>::new());
 }
 
