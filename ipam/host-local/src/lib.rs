@@ -83,9 +83,18 @@ impl Plugin for HostLocal {
 
     fn gc(&self, req: &Request) -> Result<()> {
         let cfg = Config::from_request(req, false)?;
-        // libcni sends no list when it means "nothing is valid any more".
-        let keep = req.valid_attachments()?.unwrap_or_default();
-        gc(&cfg, &keep).map(|_| ())
+        // Without a list (neither `cni.dev/valid-attachments` nor the older
+        // `cni.dev/attachments`, or `null`) nothing is known to be stale:
+        // release nothing. Only an explicit list, empty included, says which
+        // attachments are still valid. Guessing "all stale" here would free
+        // the addresses of running containers.
+        match req.valid_attachments()? {
+            Some(keep) => gc(&cfg, &keep).map(|_| ()),
+            None => {
+                log::info!("gc: no cni.dev/valid-attachments list: nothing released");
+                Ok(())
+            }
+        }
     }
 
     fn status(&self, req: &Request) -> Result<()> {

@@ -432,3 +432,46 @@ fn status_reports_readiness() {
     assert_eq!(o.code(), 50);
     assert!(o.msg().contains("data directory"), "{}", o.msg());
 }
+
+#[test]
+fn gc_without_a_list_releases_nothing() {
+    // No `cni.dev/valid-attachments` (nor the older key): the runtime said
+    // nothing about which attachments are valid, so nothing is known to be
+    // stale. An explicit empty list still means "every attachment is gone".
+    let d = TempDir::new("gc-nolist");
+    let c = conf(&d, "1.1.0", DUAL);
+    for id in ["c1", "c2"] {
+        assert!(Call::new(OURS, "ADD", id, &c).run().ok);
+    }
+    let net = d.net("n1");
+    let held = ["10.9.0.2", "10.9.0.3", "fd00::2", "fd00::3"];
+    let no_list = format!(
+        r#"{{"cniVersion":"1.1.0","name":"n1","ipam":{{"type":"host-local","dataDir":"{}",{DUAL}}}}}"#,
+        d.path().display()
+    );
+    let o = Call::new(OURS, "GC", "", &no_list).run();
+    assert!(o.ok, "{} {}", o.stdout, o.stderr);
+    assert_eq!(reservations(&net), held);
+    // A null list is no list.
+    let o = Call::new(
+        OURS,
+        "GC",
+        "",
+        &gc_conf(&d, "cni.dev/valid-attachments", "null"),
+    )
+    .run();
+    assert!(o.ok, "{} {}", o.stdout, o.stderr);
+    assert_eq!(reservations(&net), held);
+    // DEL still works afterwards: the index was not damaged.
+    assert!(Call::new(OURS, "DEL", "c1", &c).run().ok);
+    assert_eq!(reservations(&net), ["10.9.0.3", "fd00::3"]);
+    let o = Call::new(
+        OURS,
+        "GC",
+        "",
+        &gc_conf(&d, "cni.dev/valid-attachments", "[]"),
+    )
+    .run();
+    assert!(o.ok, "{} {}", o.stdout, o.stderr);
+    assert!(reservations(&net).is_empty());
+}
