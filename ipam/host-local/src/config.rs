@@ -215,6 +215,7 @@ fn requested_ips(
 ) -> Result<Vec<Option<Requested>>> {
     let mut all: Vec<Requested> = Vec::new();
     let cni_args = req.cni_args(&["IP"])?;
+    refuse_conflicting_repeats(&cni_args, "IP")?;
     if let Some(v) = cni_args.get("IP").filter(|v| !v.is_empty()) {
         let a = ip::parse_requested(v).map_err(|e| Error::env(format!("CNI_ARGS IP: {e}")))?;
         all.push(Requested {
@@ -270,6 +271,33 @@ fn requested_ips(
         }
     }
     Ok(per_set)
+}
+
+/// `CNI_ARGS` with `key` given twice with different values, e.g.
+/// `IP=10.0.0.5;IP=10.0.0.6`, is refused with code 4 naming the key and the
+/// values.
+///
+/// The reference (Debian's 1.1.1, checked with its binary) does not refuse
+/// it: `types.LoadArgs` assigns the field once per pair, so the last value
+/// silently wins and the runtime gets an address it may not have meant. Two
+/// different requests for one key are ambiguous; failing says so. The same
+/// value repeated (a runtime joining args from two sources) means one thing
+/// and is accepted. Only ADD reads `IP`, so a repeat never blocks a DEL.
+fn refuse_conflicting_repeats(args: &cni::args::CniArgs, key: &str) -> Result<()> {
+    let mut values = args
+        .pairs()
+        .iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v);
+    if let Some(first) = values.next() {
+        if let Some(other) = values.find(|v| *v != first) {
+            return Err(Error::env(format!(
+                "CNI_ARGS: {key} is given more than once with different values ({key}={first} and \
+                 {key}={other}); give it once"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The DNS settings of a resolv.conf: `nameserver` (each), `domain` (the

@@ -123,7 +123,11 @@ pub fn allocate(cfg: &Config, id: &str, ifname: &str) -> Result<CniResult> {
 
     idx.begin()?;
     let mut taken = Vec::new();
-    match take_all(cfg, &store, &mut idx, id, ifname, &mut taken) {
+    // The round-robin cursors move only once every range set has its
+    // address: a failed ADD leaves none of them written.
+    let result = take_all(cfg, &store, &mut idx, id, ifname, &mut taken)
+        .and_then(|ips| set_cursors(&store, &taken).map(|()| ips));
+    match result {
         Ok(ips) => {
             // The addresses are ours and on disk; the index is only a cache.
             // If it cannot be sealed it stays unsealed, and the next run
@@ -192,7 +196,6 @@ fn take_all(
         };
         taken.push(a);
         idx.add(a, &owner)?;
-        store.set_last_reserved(si, a)?;
         // Every address handed out lies in one range of this set.
         let range = set
             .range_for(a)
@@ -205,6 +208,31 @@ fn take_all(
         });
     }
     Ok(ips)
+}
+
+/// Write `last_reserved_ip.N` for every address of `taken` (one per range
+/// set, in order), as the reference does after each reservation. If one
+/// write fails, the cursors already written get their old content back (or
+/// are removed if they did not exist), so the failed ADD changes nothing.
+fn set_cursors(store: &Store, taken: &[IpAddr]) -> Result<()> {
+    let mut before = Vec::with_capacity(taken.len());
+    for (si, a) in taken.iter().enumerate() {
+        let old = store.read_cursor(si);
+        match store.set_last_reserved(si, *a) {
+            Ok(()) => before.push((si, old)),
+            Err(e) => {
+                // This one may be half-written too.
+                before.push((si, old));
+                for (si, old) in before.into_iter().rev() {
+                    if let Err(re) = store.restore_cursor(si, old.as_deref()) {
+                        log::error!("restore last_reserved_ip.{si}: {re}");
+                    }
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The first free address of range set `si`, in the reference's order.

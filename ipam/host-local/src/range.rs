@@ -42,6 +42,44 @@ pub struct Range {
     pub gateway: IpAddr,
 }
 
+/// Subnets the reference refuses (Debian's 1.1.1 fails each of them) and
+/// that cannot work anyway:
+///
+/// * a `/0` (`0.0.0.0/0`, `::/0`): every address of the family, the
+///   default route's destination; `0.0.0.2/0` or `::2/0` on an interface is
+///   refused by the kernel or shadows every route;
+/// * an IPv6 subnet overlapping `::ffff:0:0/96` (IPv4-mapped addresses,
+///   written `::ffff:10.0.0.0/120` or containing that block like `::/64`):
+///   such an address names an IPv4 host, and its reservation file would be
+///   the IPv4 address's (Go's `To4()` canonical form), colliding with the
+///   IPv4 range sets. The reference says "IPNet IP and Mask version mismatch".
+///
+/// Checked on the text as written, before [`ip::parse_subnet`] turns a
+/// mapped subnet into its IPv4 equivalent.
+fn refuse_unusable_subnet(text: &str) -> Result<(), String> {
+    let Ok(net) = text.trim().parse::<IpNet>() else {
+        return Ok(()); // parse_subnet reports it
+    };
+    if net.prefix_len() == 0 {
+        return Err(format!(
+            "{text:?}: a /0 covers every {} address and cannot be allocated from \
+             (the reference refuses it too); use the subnet the containers are on",
+            if net.addr().is_ipv4() { "IPv4" } else { "IPv6" }
+        ));
+    }
+    if let IpNet::V6(n) = net {
+        let mapped = ipnet::Ipv6Net::new(std::net::Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96)
+            .map_err(|e| e.to_string())?;
+        if n.contains(&mapped.network()) || mapped.contains(&n.network()) {
+            return Err(format!(
+                "{text:?} overlaps ::ffff:0:0/96, the IPv4-mapped addresses, which name IPv4 \
+                 hosts (the reference refuses it too); write the IPv4 subnet instead"
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Range {
     /// Validate one range and fill in the reference's defaults. `key` names
     /// the range in messages, e.g. `ipam.ranges[0][1]`.
@@ -52,6 +90,7 @@ impl Range {
             .as_deref()
             .filter(|s| !s.is_empty())
             .ok_or_else(|| Error::config(format!("{key}.subnet: missing")))?;
+        refuse_unusable_subnet(subnet_text).map_err(|e| bad("subnet", e))?;
         let subnet = ip::parse_subnet(subnet_text).map_err(|e| bad("subnet", e))?;
         let host_bits = match subnet {
             IpNet::V4(_) => 32,

@@ -211,6 +211,33 @@ impl Store {
         ip::parse_ip(&text).ok()
     }
 
+    /// The raw content of range set `set`'s cursor file, `None` if it is
+    /// absent or unreadable (then there is nothing to restore).
+    pub fn read_cursor(&self, set: usize) -> Option<Vec<u8>> {
+        fs::read(self.last_reserved_path(set)).ok()
+    }
+
+    /// Put a cursor back as [`Store::read_cursor`] found it: that content,
+    /// or no file at all.
+    pub fn restore_cursor(&self, set: usize, old: Option<&[u8]>) -> Result<()> {
+        let path = self.last_reserved_path(set);
+        match old {
+            Some(b) => OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)
+                .and_then(|mut f| f.write_all(b))
+                .map_err(io_err(format_args!("write {}", path.display()))),
+            None => match fs::remove_file(&path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(io_err(format_args!("remove {}", path.display()))(e)),
+            },
+        }
+    }
+
     /// Record `a` as range set `set`'s last reservation: the bare address, no newline.
     pub fn set_last_reserved(&self, set: usize, a: IpAddr) -> Result<()> {
         let path = self.last_reserved_path(set);

@@ -475,3 +475,139 @@ fn gc_without_a_list_releases_nothing() {
     assert!(o.ok, "{} {}", o.stdout, o.stderr);
     assert!(reservations(&net).is_empty());
 }
+
+#[test]
+fn ranges_the_reference_refuses_are_refused() {
+    // Debian's 1.1.1 fails every one of these (0.0.0.0/0 and ::/0 with "no IP
+    // addresses available in range set: ?01-...", a mapped subnet with "IPNet
+    // IP and Mask version mismatch"). A /0 would hand out 0.0.0.2/0 or ::2/0,
+    // which the kernel refuses or which swallows the default route; a subnet
+    // in ::ffff:0:0/96 names IPv4 addresses, whose files would collide with
+    // the IPv4 range sets'.
+    let d = TempDir::new("refused-ranges");
+    for (ipam, key, value) in [
+        (
+            r#""ranges":[[{"subnet":"0.0.0.0/0"}]]"#,
+            "ipam.ranges[0][0].subnet",
+            "0.0.0.0/0",
+        ),
+        (
+            r#""ranges":[[{"subnet":"::/0"}]]"#,
+            "ipam.ranges[0][0].subnet",
+            "::/0",
+        ),
+        (r#""subnet":"0.0.0.0/0""#, "ipam.subnet", "0.0.0.0/0"),
+        (
+            r#""ranges":[[{"subnet":"10.9.0.0/24"}],[{"subnet":"::ffff:0:0/96"}]]"#,
+            "ipam.ranges[1][0].subnet",
+            "::ffff:0:0/96",
+        ),
+        (
+            r#""ranges":[[{"subnet":"::ffff:10.0.0.0/120"}]]"#,
+            "ipam.ranges[0][0].subnet",
+            "::ffff:10.0.0.0/120",
+        ),
+        (
+            r#""ranges":[[{"subnet":"::/64"}]]"#,
+            "ipam.ranges[0][0].subnet",
+            "::/64",
+        ),
+    ] {
+        let o = Call::new(OURS, "ADD", "c", &conf(&d, "1.0.0", ipam)).run();
+        assert_eq!(o.code(), 7, "{ipam}: {}", o.stdout);
+        assert!(
+            o.msg().contains(key) && o.msg().contains(value),
+            "{ipam}: {}",
+            o.msg()
+        );
+        assert!(!d.net("n1").exists(), "{ipam}: nothing may be written");
+    }
+    // Neighbours of those stay valid.
+    for (i, ok) in ["128.0.0.0/1", "8000::/1", "64:ff9b::/96", "::1:0:0/96"]
+        .iter()
+        .enumerate()
+    {
+        let ipam = format!(r#""ranges":[[{{"subnet":"{ok}"}}]]"#);
+        let id = format!("ok{i}");
+        let o = Call::new(OURS, "ADD", &id, &conf(&d, "1.0.0", &ipam)).run();
+        assert!(o.ok, "{ok}: {}", o.stdout);
+    }
+}
+
+#[test]
+fn a_failed_add_leaves_no_cursor_behind() {
+    // 1,000 range sets; the last one is full. The ADD fails, and neither the
+    // addresses it took in the 999 others nor their last_reserved_ip.N files
+    // may stay; cursors that existed before keep their content.
+    let d = TempDir::new("cursors");
+    let sets: Vec<String> = (0..1000)
+        .map(|i| format!(r#"[{{"subnet":"10.{}.{}.0/30"}}]"#, 100 + i / 256, i % 256))
+        .collect();
+    let c = conf(&d, "1.0.0", &format!(r#""ranges":[{}]"#, sets.join(",")));
+    let net = d.net("n1");
+    fs::create_dir_all(&net).unwrap();
+    fs::write(net.join("10.103.231.2"), "other\r\neth0").unwrap();
+    fs::write(net.join("last_reserved_ip.5"), "10.100.5.2").unwrap();
+    let o = Call::new(OURS, "ADD", "c1", &c).run();
+    assert_eq!(o.code(), 101, "{}", o.stdout);
+    assert!(o.msg().contains("range 999"), "{}", o.msg());
+    let mut left: Vec<String> = fs::read_dir(&net)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    left.sort();
+    assert_eq!(left, ["10.103.231.2", "last_reserved_ip.5", "lock"]);
+    assert_eq!(
+        fs::read(net.join("last_reserved_ip.5")).unwrap(),
+        b"10.100.5.2"
+    );
+    // A failed requested address rolls back the cursors just the same.
+    let two = conf(
+        &d,
+        "1.0.0",
+        r#""ranges":[[{"subnet":"10.9.0.0/24"}],[{"subnet":"10.10.0.0/24"}]]"#,
+    )
+    .replace("\"n1\"", "\"n2\"");
+    fs::create_dir_all(d.net("n2")).unwrap();
+    fs::write(d.net("n2").join("10.10.0.7"), "other\r\neth0").unwrap();
+    let o = Call::new(OURS, "ADD", "c1", &two)
+        .args("IP=10.10.0.7")
+        .run();
+    assert_eq!(o.code(), 102, "{}", o.stdout);
+    assert_eq!(reservations(&d.net("n2")), ["10.10.0.7"]);
+    assert!(!d.net("n2").join("last_reserved_ip.0").exists());
+}
+
+#[test]
+fn repeated_cni_args_keys_are_refused() {
+    // The reference's LoadArgs sets the field once per pair, so the last IP
+    // silently wins: a runtime that sent two addresses gets one it may not
+    // expect. We refuse conflicting repeats with code 4 naming the key;
+    // a key repeated with the same value is harmless and accepted.
+    let d = TempDir::new("repeat-args");
+    let c = conf(&d, "1.0.0", r#""ranges":[[{"subnet":"10.9.0.0/24"}]]"#);
+    let o = Call::new(OURS, "ADD", "c1", &c)
+        .args("IP=10.9.0.5;IP=10.9.0.6")
+        .run();
+    assert_eq!(o.code(), 4, "{}", o.stdout);
+    let m = o.msg();
+    assert!(
+        m.contains("CNI_ARGS")
+            && m.contains("IP")
+            && m.contains("10.9.0.5")
+            && m.contains("10.9.0.6"),
+        "{m}"
+    );
+    assert!(reservations(&d.net("n1")).is_empty());
+    let o = Call::new(OURS, "ADD", "c1", &c)
+        .args("IgnoreUnknown=1;IP=10.9.0.5;K8S_POD_NAME=p;IP=10.9.0.5")
+        .run();
+    assert_eq!(o.ips(), ["10.9.0.5"]);
+    // DEL does not read IP, so a repeat cannot block it.
+    let o = Call::new(OURS, "DEL", "c1", &c)
+        .args("IP=10.9.0.5;IP=10.9.0.6")
+        .run();
+    assert!(o.ok, "{}", o.stdout);
+    assert!(reservations(&d.net("n1")).is_empty());
+}
