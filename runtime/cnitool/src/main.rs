@@ -15,7 +15,7 @@ Usage:
   cnitool [options] add    <network> <netns-path>
   cnitool [options] check  <network> <netns-path>
   cnitool [options] del    <network> <netns-path>
-  cnitool [options] gc     <network> [<netns-path>]
+  cnitool [options] gc     <network> [<netns-path>] {--valid NETNS|--valid-id ID[:IFNAME]...|--all}
   cnitool [options] status <network> [<netns-path>]
 
 Commands:
@@ -25,10 +25,12 @@ Commands:
   del     DEL each plugin in reverse order with the cached result; remove the
           cache entry. Repeating it is harmless.
   gc      DEL every cached attachment of the network that is not declared valid
-          with --valid/--valid-id (without them, every cached attachment of the
-          network is stale, as with the reference cnitool), using the netns,
-          CNI_ARGS and CAP_ARGS it was added with; then, for 1.1.0 configs,
-          send GC to each plugin with the valid attachments. Keeps going after
+          with --valid/--valid-id, using the netns, CNI_ARGS and CAP_ARGS it
+          was added with; then, for 1.1.0 configs, send GC to each plugin with
+          the valid attachments. --all instead declares nothing valid: every
+          cached attachment of the network is released (the reference
+          cnitool's plain `gc`), and each one is listed on stderr first. One
+          of --valid, --valid-id or --all is required. Keeps going after
           errors and reports them all. The netns path is accepted and ignored.
   status  STATUS each plugin in order (1.1.0 configs; older ones have no
           STATUS and report ready). The netns path is accepted and ignored.
@@ -43,6 +45,8 @@ Options:
       --valid-id ID[:IFNAME]
                             gc: the attachment of container ID (interface name
                             as above unless given) is in use; repeatable
+      --all                 gc: nothing is in use; release every cached
+                            attachment of the network (not with --valid*)
   -h, --help                print this text
 
 Environment:
@@ -97,8 +101,17 @@ struct Invocation {
     conf_dir: PathBuf,
     cni: CniConfig,
     rt: RuntimeConf,
-    /// gc: the attachments declared valid; `None` when none was.
-    valid: Option<Vec<Attachment>>,
+    /// gc: what is in use; `None` for the other verbs.
+    gc: Option<GcScope>,
+}
+
+/// What `gc` keeps.
+#[derive(Debug, PartialEq)]
+enum GcScope {
+    /// `--all`: nothing; every cached attachment of the network is stale.
+    All,
+    /// `--valid`/`--valid-id`: these attachments, and only these.
+    Keep(Vec<Attachment>),
 }
 
 #[derive(Debug, PartialEq)]
@@ -124,6 +137,7 @@ fn parse(
     let mut ifname: Option<String> = None;
     let mut cache_dir: Option<PathBuf> = None;
     let mut valid: Vec<ValidSpec> = Vec::new();
+    let mut all = false;
     let mut it = args.iter();
     let mut options_done = false;
     while let Some(arg) = it.next() {
@@ -150,6 +164,10 @@ fn parse(
             "--" => options_done = true,
             "-i" | "--ifname" => ifname = Some(utf8(value(&flag)?, &flag)?),
             "--cache-dir" => cache_dir = Some(PathBuf::from(value(&flag)?)),
+            "--all" if inline.is_some() => {
+                return Err(format!("option --all takes no value\n\n{}", short_usage()))
+            }
+            "--all" => all = true,
             "--valid" => valid.push(ValidSpec::Netns(value(&flag)?)),
             "--valid-id" => {
                 let v = utf8(value(&flag)?, &flag)?;
@@ -200,6 +218,26 @@ fn parse(
     if !valid.is_empty() && verb != Verb::Gc {
         return Err("--valid and --valid-id belong to gc".into());
     }
+    if all && verb != Verb::Gc {
+        return Err("--all belongs to gc".into());
+    }
+    if verb == Verb::Gc {
+        if all && !valid.is_empty() {
+            return Err(format!(
+                "gc: --all cannot be combined with --valid or --valid-id: either list the \
+                 attachments in use, or release them all\n\n{}",
+                short_usage()
+            ));
+        }
+        if !all && valid.is_empty() {
+            return Err(format!(
+                "gc: say which attachments are in use with --valid NETNS or --valid-id \
+                 ID[:IFNAME] (repeatable), or pass --all to release every cached attachment \
+                 of network {network:?}\n\n{}",
+                short_usage()
+            ));
+        }
+    }
 
     let ifname = ifname
         .or_else(|| env("CNI_IFNAME").filter(|s| !s.is_empty()))
@@ -229,10 +267,9 @@ fn parse(
         }
         None => (String::new(), String::new()),
     };
-    let valid = if valid.is_empty() {
-        None
-    } else {
-        Some(
+    let gc = match verb {
+        Verb::Gc if all => Some(GcScope::All),
+        Verb::Gc => Some(GcScope::Keep(
             valid
                 .into_iter()
                 .map(|v| match v {
@@ -246,7 +283,8 @@ fn parse(
                     },
                 })
                 .collect(),
-        )
+        )),
+        _ => None,
     };
     let mut cni = CniConfig::new(cni_path);
     if let Some(dir) = cache_dir {
@@ -264,12 +302,14 @@ fn parse(
             args,
             capability_args,
         },
-        valid,
+        gc,
     })))
 }
 
 fn short_usage() -> String {
-    "usage: cnitool [options] {add|check|del|gc|status} <network> <netns-path> (cnitool --help for more)"
+    "usage: cnitool [options] {add|check|del|status} <network> <netns-path>\n       \
+     cnitool [options] gc <network> {--valid NETNS|--valid-id ID[:IFNAME]...|--all}\n\
+     (cnitool --help for more)"
         .into()
 }
 
@@ -402,12 +442,51 @@ fn run(inv: &Invocation) -> libcni::Result<Option<String>> {
         }
         Verb::Check => inv.cni.check_network_list(&list, &inv.rt).map(|_| None),
         Verb::Del => inv.cni.del_network_list(&list, &inv.rt).map(|_| None),
-        Verb::Gc => inv
-            .cni
-            .gc_network_list(&list, inv.valid.as_deref())
-            .map(|_| None),
+        Verb::Gc => {
+            let keep: &[Attachment] = match &inv.gc {
+                Some(GcScope::Keep(valid)) => valid,
+                Some(GcScope::All) => {
+                    announce_release_all(&inv.cni, &list)?;
+                    &[]
+                }
+                None => &[],
+            };
+            inv.cni.gc_network_list(&list, keep).map(|_| None)
+        }
         Verb::Status => inv.cni.status_network_list(&list).map(|_| None),
     }
+}
+
+/// `gc --all`: say on stderr what is about to be released, before any of it
+/// is, so an operator sees what a mistaken `--all` took.
+fn announce_release_all(cni: &CniConfig, list: &NetworkConfigList) -> libcni::Result<()> {
+    if list.disable_gc {
+        eprintln!(
+            "gc --all: network {:?} has disableGC set: nothing is released",
+            list.name
+        );
+        return Ok(());
+    }
+    let stale = cni.gc_candidates(list, &[])?;
+    eprint!("{}", release_notice(&list.name, &stale));
+    Ok(())
+}
+
+/// The text [`announce_release_all`] prints: one line per attachment.
+fn release_notice(network: &str, stale: &[libcni::CachedAttachment]) -> String {
+    let mut out = format!(
+        "gc --all: releasing {} cached attachment{} of network {network:?}\n",
+        stale.len(),
+        if stale.len() == 1 { "" } else { "s" }
+    );
+    for a in stale {
+        let netns = if a.netns.is_empty() { "-" } else { &a.netns };
+        out.push_str(&format!(
+            "  container {} interface {} netns {netns}\n",
+            a.container_id, a.ifname
+        ));
+    }
+    out
 }
 
 /// JSON indented by four spaces, as the reference prints results.
@@ -514,7 +593,7 @@ mod tests {
         assert!(i.cni.path.is_empty());
         assert_eq!(i.rt.ifname, "eth0");
         assert!(i.rt.args.is_empty() && i.rt.capability_args.is_empty());
-        assert_eq!(i.valid, None);
+        assert_eq!(i.gc, None);
         let i = inv(
             &["del", "net", "/run/netns/x"],
             &[
@@ -549,11 +628,12 @@ mod tests {
 
     #[test]
     fn gc_and_status_need_no_netns_and_gc_takes_valid_attachments() {
-        let i = inv(&["gc", "net"], &[]);
+        let i = inv(&["gc", "net", "--all"], &[]);
         assert_eq!(i.verb, Verb::Gc);
-        assert_eq!(i.valid, None);
+        assert_eq!(i.gc, Some(GcScope::All));
         let i = inv(&["status", "net", "/run/netns/x"], &[]);
         assert_eq!(i.verb, Verb::Status);
+        assert_eq!(i.gc, None);
         let i = inv(
             &[
                 "gc",
@@ -568,7 +648,9 @@ mod tests {
             ],
             &[],
         );
-        let v = i.valid.unwrap();
+        let Some(GcScope::Keep(v)) = i.gc else {
+            panic!("{:?}", i.gc)
+        };
         let pairs: Vec<(&str, &str)> = v
             .iter()
             .map(|a| (a.container_id.as_str(), a.ifname.as_str()))
@@ -581,6 +663,32 @@ mod tests {
                 ("c2", "net1")
             ]
         );
+    }
+
+    /// A plain `gc NET` used to mean "everything is stale": one forgotten
+    /// flag released every attachment of the network. It must now be said
+    /// explicitly, and never together with a list of valid ones.
+    #[test]
+    fn gc_needs_valid_attachments_or_all() {
+        let err = |args: &[&str]| parse_with(args, &[]).unwrap_err();
+        for args in [&["gc", "net"][..], &["gc", "net", "/run/netns/x"]] {
+            let e = err(args);
+            assert!(e.starts_with("gc: say which attachments"), "{e}");
+            for word in ["--valid", "--valid-id", "--all"] {
+                assert!(e.contains(word), "{word}: {e}");
+            }
+        }
+        for args in [
+            &["gc", "net", "--all", "--valid", "/run/netns/x"][..],
+            &["gc", "net", "--valid-id=c1", "--all"],
+        ] {
+            let e = err(args);
+            assert!(e.starts_with("gc: --all cannot be combined"), "{e}");
+        }
+        let e = err(&["del", "net", "/x", "--all"]);
+        assert_eq!(e, "--all belongs to gc");
+        let e = err(&["gc", "net", "--all=yes"]);
+        assert!(e.starts_with("option --all takes no value"), "{e}");
     }
 
     #[test]
@@ -621,12 +729,35 @@ mod tests {
             "--cache-dir",
             "--valid",
             "--valid-id",
+            "--all",
             "SHA-512",
             "/var/lib/cni",
             "exit status 1",
         ] {
             assert!(USAGE.contains(word), "{word}");
         }
+    }
+
+    #[test]
+    fn release_notice_lists_every_attachment() {
+        let rt = |id: &str, netns: &str| RuntimeConf {
+            container_id: id.into(),
+            netns: netns.into(),
+            ifname: "eth0".into(),
+            ..Default::default()
+        };
+        let a = libcni::CachedAttachment::new("net", b"{}", &rt("c1", "/run/netns/a"), None);
+        let b = libcni::CachedAttachment::new("net", b"{}", &rt("c2", ""), None);
+        assert_eq!(
+            release_notice("net", &[a, b]),
+            "gc --all: releasing 2 cached attachments of network \"net\"\n  \
+             container c1 interface eth0 netns /run/netns/a\n  \
+             container c2 interface eth0 netns -\n"
+        );
+        assert_eq!(
+            release_notice("net", &[]),
+            "gc --all: releasing 0 cached attachments of network \"net\"\n"
+        );
     }
 
     #[test]

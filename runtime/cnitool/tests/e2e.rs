@@ -234,12 +234,39 @@ fn gc_releases_a_leaked_attachment_and_keeps_the_live_one() {
     assert!(t.host.ping_within(&live_ip, PING_WITHIN));
     t.run(&["check", &t.network, &live.path_str()]).ok();
 
-    // The reference's form: everything cached is stale.
-    t.run(&["gc", &t.network, &live.path_str()]).ok();
+    // The reference's plain form (everything cached is stale) is refused:
+    // a forgotten --valid must not release every container of the network.
+    let out = t.run(&["gc", &t.network, &live.path_str()]);
+    assert_eq!(out.status, 1, "{out:?}");
+    assert!(out.stderr.contains("--all"), "{}", out.stderr);
+    assert!(t.cache_file(&live_id).exists());
+    assert_eq!(
+        t.data.reservations(&t.network),
+        std::slice::from_ref(&live_ip)
+    );
+    assert!(live.link("eth0").is_some());
+    let out = t.run(&["gc", &t.network, "--all", "--valid", &live.path_str()]);
+    assert_eq!(out.status, 1, "{out:?}");
+    assert!(t.cache_file(&live_id).exists());
+
+    // --all says it: every cached attachment is listed on stderr, then
+    // released, and the plugins get an explicit empty list.
+    let out = t.run(&["gc", &t.network, "--all"]).ok();
+    assert!(
+        out.stderr.contains(&format!(
+            "gc --all: releasing 1 cached attachment of network {:?}\n  container {live_id} interface eth0 netns {}",
+            t.network,
+            live.path_str()
+        )),
+        "{}",
+        out.stderr
+    );
     assert!(!t.cache_file(&live_id).exists());
     assert!(t.data.reservations(&t.network).is_empty());
     assert!(live.link("eth0").is_none());
-    assert!(t.recorded("GC").get("cni.dev/valid-attachments").is_none());
+    let gc = t.recorded("GC");
+    assert_eq!(gc["cni.dev/valid-attachments"], json!([]));
+    assert_eq!(gc["cni.dev/attachments"], json!([]));
 }
 
 #[test]

@@ -31,7 +31,7 @@ fn gc_waits_for_runs_in_flight() {
     let held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockShared).unwrap();
 
     let mut gc = Command::new(env!("CARGO_BIN_EXE_cnitool"))
-        .args(["--cache-dir", cache.to_str().unwrap(), "gc", "n"])
+        .args(["--cache-dir", cache.to_str().unwrap(), "gc", "n", "--all"])
         .env("NETCONFPATH", &conf)
         .env("CNI_PATH", "/nonexistent")
         .stdout(Stdio::null())

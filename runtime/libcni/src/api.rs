@@ -142,17 +142,13 @@ impl CniConfig {
     ///
     /// 1. every cached attachment of this network that is not in `valid`
     ///    gets a full DEL, with the netns, `CNI_ARGS` and capability args
-    ///    it was added with; `None` means nothing is valid (the reference
-    ///    cnitool's `gc`);
-    /// 2. for lists of 1.1.0, every plugin gets GC with the valid
-    ///    attachments (when given).
+    ///    it was added with; an empty `valid` makes every one of them stale;
+    /// 2. for lists of 1.1.0, every plugin gets GC with `valid` as
+    ///    `cni.dev/valid-attachments`, sent even when empty: plugins read a
+    ///    GC without the list as "nothing known stale".
     ///
     /// Keeps going after errors and returns them all.
-    pub fn gc_network_list(
-        &self,
-        list: &NetworkConfigList,
-        valid: Option<&[Attachment]>,
-    ) -> Result<()> {
+    pub fn gc_network_list(&self, list: &NetworkConfigList, valid: &[Attachment]) -> Result<()> {
         if list.disable_gc {
             log::info!("network {:?}: disableGC is set, not collecting", list.name);
             return Ok(());
@@ -187,14 +183,13 @@ impl CniConfig {
     }
 
     /// The cached attachments GC would DEL: those of `list`'s network whose
-    /// (container ID, interface) is not in `valid` (all of them for `None`).
+    /// (container ID, interface) is not in `valid`.
     pub fn gc_candidates(
         &self,
         list: &NetworkConfigList,
-        valid: Option<&[Attachment]>,
+        valid: &[Attachment],
     ) -> Result<Vec<CachedAttachment>> {
         let keep: HashSet<(&str, &str)> = valid
-            .unwrap_or_default()
             .iter()
             .map(|a| (a.container_id.as_str(), a.ifname.as_str()))
             .collect();

@@ -38,21 +38,26 @@ pub fn build_request(
     Value::Object(conf)
 }
 
-/// The request for GC: `name`, `cniVersion` and, when the runtime gave a
-/// list, the attachments to keep under both the current key
-/// (`cni.dev/valid-attachments`) and the one in the 1.1.0 spec text
-/// (`cni.dev/attachments`), as libcni sends them.
+/// The request for GC: `name`, `cniVersion` and the attachments to keep
+/// under both the current key (`cni.dev/valid-attachments`) and the one in
+/// the 1.1.0 spec text (`cni.dev/attachments`). The list is always sent,
+/// `[]` when nothing is valid: a plugin reads a GC without it as "nothing
+/// is known to be stale" and keeps everything, so leaving it out would
+/// turn "release all" into "release nothing".
 pub fn build_gc_request(
     list: &NetworkConfigList,
     plugin: &PluginConfig,
-    valid: Option<&[Attachment]>,
+    valid: &[Attachment],
 ) -> Value {
     let mut conf = base_request(list, plugin);
-    if let Some(valid) = valid {
-        let v = serde_json::to_value(valid).unwrap_or(Value::Array(Vec::new()));
-        conf.insert("cni.dev/valid-attachments".into(), v.clone());
-        conf.insert("cni.dev/attachments".into(), v);
-    }
+    let v = Value::Array(
+        valid
+            .iter()
+            .map(|a| serde_json::json!({"containerID": a.container_id, "ifname": a.ifname}))
+            .collect(),
+    );
+    conf.insert("cni.dev/valid-attachments".into(), v.clone());
+    conf.insert("cni.dev/attachments".into(), v);
     Value::Object(conf)
 }
 
@@ -227,14 +232,15 @@ mod tests {
             container_id: "c1".into(),
             ifname: "eth0".into(),
         }];
-        let req = build_gc_request(&l, &l.plugins[0], Some(&valid));
+        let req = build_gc_request(&l, &l.plugins[0], &valid);
         let want = json!([{"containerID":"c1","ifname":"eth0"}]);
         assert_eq!(req["cni.dev/valid-attachments"], want);
         assert_eq!(req["cni.dev/attachments"], want);
         assert!(req.get("runtimeConfig").is_none());
-        let req = build_gc_request(&l, &l.plugins[0], None);
-        assert!(req.get("cni.dev/valid-attachments").is_none());
-        assert!(req.get("cni.dev/attachments").is_none());
+        // Nothing valid: an explicit empty list, never a missing key.
+        let req = build_gc_request(&l, &l.plugins[0], &[]);
+        assert_eq!(req["cni.dev/valid-attachments"], json!([]));
+        assert_eq!(req["cni.dev/attachments"], json!([]));
         let req = build_status_request(&l, &l.plugins[1]);
         assert_eq!(req["name"], "net1");
         assert_eq!(req["cniVersion"], "1.1.0");

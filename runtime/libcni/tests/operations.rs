@@ -544,13 +544,13 @@ fn gc_deletes_stale_attachments_from_their_cache_then_sends_gc() {
     let valid = [rt("c2").attachment(), eth1.attachment()];
     let cni = w.cni();
     let stale: Vec<String> = cni
-        .gc_candidates(&l, Some(&valid))
+        .gc_candidates(&l, &valid)
         .unwrap()
         .into_iter()
         .map(|a| format!("{}/{}", a.container_id, a.ifname))
         .collect();
     assert_eq!(stale, ["c1/eth0"]);
-    cni.gc_network_list(&l, Some(&valid)).unwrap();
+    cni.gc_network_list(&l, &valid).unwrap();
     let calls = w.calls();
     assert_eq!(who(&calls), ["b DEL", "a DEL", "a GC", "b GC"]);
     // The DEL is made from the cache: its netns, CNI_ARGS, capability args.
@@ -579,15 +579,17 @@ fn gc_deletes_stale_attachments_from_their_cache_then_sends_gc() {
         .collect();
     assert_eq!(left, ["net1/c2/eth0", "net1/c2/eth1", "other/c9/eth0"]);
 
-    // No list: everything of this network is stale; GC carries no list.
+    // Nothing valid: everything of this network is stale, and GC still
+    // carries the (empty) list, so plugins release everything too.
     w.clear_log();
-    cni.gc_network_list(&l, None).unwrap();
+    cni.gc_network_list(&l, &[]).unwrap();
     let calls = w.calls();
     assert_eq!(
         who(&calls),
         ["b DEL", "a DEL", "b DEL", "a DEL", "a GC", "b GC"]
     );
-    assert!(calls[4].stdin.get("cni.dev/valid-attachments").is_none());
+    assert_eq!(calls[4].stdin["cni.dev/valid-attachments"], json!([]));
+    assert_eq!(calls[4].stdin["cni.dev/attachments"], json!([]));
     assert_eq!(cni.get_cached_attachments(None).unwrap().len(), 1);
 }
 
@@ -600,7 +602,7 @@ fn gc_keeps_going_and_reports_every_error() {
     w.fail("b", "DEL", 100, "cannot delete");
     w.fail("a", "GC", 100, "cannot collect");
     w.clear_log();
-    let e = w.cni().gc_network_list(&l, Some(&[])).unwrap_err();
+    let e = w.cni().gc_network_list(&l, &[]).unwrap_err();
     let Error::Multiple(errs) = &e else {
         panic!("{e}")
     };
@@ -625,9 +627,9 @@ fn gc_before_1_1_0_only_deletes_and_disable_gc_does_nothing() {
     w.cni().add_network_list(&l, &rt("c1")).unwrap();
     let off = list("1.1.0", json!({"disableGC": true}));
     w.clear_log();
-    w.cni().gc_network_list(&off, None).unwrap();
+    w.cni().gc_network_list(&off, &[]).unwrap();
     assert!(w.calls().is_empty());
-    w.cni().gc_network_list(&l, None).unwrap();
+    w.cni().gc_network_list(&l, &[]).unwrap();
     assert_eq!(who(&w.calls()), ["b DEL", "a DEL"]);
 }
 
