@@ -362,7 +362,7 @@ impl Plugin for Bridge {
 
     fn del(&self, req: &Request) -> Result<()> {
         let conf = Conf::load_for_teardown(req)?;
-        attachment::del(req, conf.ip_masq, |errors| {
+        attachment::del(req, conf.ip_masq.then(|| conf.backend()), |errors| {
             if conf.macspoofchk {
                 let id = spoofcheck::ref_id(&req.container_id, &req.ifname);
                 errors.note(spoofcheck::teardown(&id));
@@ -412,7 +412,7 @@ impl Plugin for Bridge {
 
     fn gc(&self, req: &Request) -> Result<()> {
         let conf = Conf::load_for_teardown(req)?;
-        attachment::gc(req, |errors| {
+        attachment::gc(req, conf.backend(), |errors| {
             if conf.macspoofchk {
                 gc_spoofchecks(errors);
             }

@@ -65,7 +65,7 @@ pub fn masquerade(
             ifname: &i,
             container_id: &c,
         };
-        ipmasq::teardown(&o).map_err(|e| e.to_string())
+        ipmasq::teardown(backend, &o).map_err(|e| e.to_string())
     });
     Ok(ipmasq::setup(backend, &nets, &owner(req))?)
 }
@@ -100,7 +100,7 @@ impl Errors {
 /// interface, `extra` (plugin-specific rules), then the masquerade rules.
 /// Everything tolerates absence; every failure is reported, none stops the
 /// cleanup.
-pub fn del(req: &Request, ip_masq: bool, extra: impl FnOnce(&mut Errors)) -> Result<()> {
+pub fn del(req: &Request, ip_masq: Option<Backend>, extra: impl FnOnce(&mut Errors)) -> Result<()> {
     let mut errors = Errors::default();
     let ipam = if req.net.ipam_type().is_some() {
         errors.note(ipam_spawn(req, Command::Del))
@@ -111,8 +111,8 @@ pub fn del(req: &Request, ip_masq: bool, extra: impl FnOnce(&mut Errors)) -> Res
         errors.note(container::delete_iface(path, &req.ifname));
     }
     extra(&mut errors);
-    if ip_masq {
-        errors.note(ipmasq::teardown(&owner(req)));
+    if let Some(backend) = ip_masq {
+        errors.note(ipmasq::teardown(backend, &owner(req)));
     }
     if let Some(p) = ipam {
         errors.note(p.wait());
@@ -196,22 +196,26 @@ pub fn check(req: &Request, plugin: &str, ip_masq: Option<Backend>) -> Result<Ch
 }
 
 /// GC of a veth attachment's network: masquerade rules of attachments not
-/// in `cni.dev/valid-attachments`, `extra` (plugin-specific), then GC
-/// forwarded to IPAM. Keeps going on errors and reports them all.
-pub fn gc(req: &Request, extra: impl FnOnce(&mut Errors)) -> Result<()> {
-    let keep: Vec<(String, String)> = req
-        .valid_attachments()?
-        .unwrap_or_default()
-        .into_iter()
-        .map(|a| (a.container_id, a.ifname))
-        .collect();
+/// in `cni.dev/valid-attachments` (`backend` is the configured one, whose
+/// tool must run), `extra` (plugin-specific), then GC forwarded to IPAM.
+/// Without a list nothing is known to be stale, so no rule goes (IPAM
+/// gets the same request and decides the same). Keeps going on errors and
+/// reports them all.
+pub fn gc(req: &Request, backend: Backend, extra: impl FnOnce(&mut Errors)) -> Result<()> {
+    let keep: Option<Vec<(String, String)>> = req.valid_attachments()?.map(|list| {
+        list.into_iter()
+            .map(|a| (a.container_id, a.ifname))
+            .collect()
+    });
     let mut errors = Errors::default();
     let ipam = if req.net.ipam_type().is_some() {
         errors.note(ipam_spawn(req, Command::Gc))
     } else {
         None
     };
-    errors.note(ipmasq::gc(&req.net.name, &keep));
+    if let Some(keep) = &keep {
+        errors.note(ipmasq::gc(backend, &req.net.name, keep));
+    }
     extra(&mut errors);
     if let Some(p) = ipam {
         errors.note(p.wait());

@@ -8,18 +8,23 @@
 //!   `postrouting` jumping to `masq_checks`, one rule per address tagged with
 //!   a comment that starts with a hash of (network, ifname, container ID).
 //! - iptables: a `nat` chain `CNI-<hash of network and container ID>` with an
-//!   ACCEPT for the subnet and a MASQUERADE, jumped to from POSTROUTING.
+//!   ACCEPT for the subnet and a MASQUERADE, jumped to from POSTROUTING, each
+//!   rule commented `name: "<network>" id: "<container ID>"`.
 //!
-//! Teardown always tries both, as the reference does.
+//! Teardown always tries both, as the reference does; the configured
+//! backend's tool must be runnable for DEL to succeed (rules it cannot see
+//! may still be in the kernel), the other one's may be absent.
 
 use crate::error::{Error, Result};
-use crate::nft;
+use crate::iptables::{self, strings, Saved};
+use crate::nft::{self, x, Batch, NfFamily};
 use ipnet::IpNet;
-use serde_json::{json, Value};
-use std::process::Command;
+use nftables::schema::{FlushObject, NfCmd, NfListObject};
+use nftables::types::{NfChainType, NfHook};
 
 const TABLE: &str = "cni_plugins_masquerade";
 const CHAIN: &str = "masq_checks";
+const POSTROUTING: &str = "postrouting";
 
 /// Which firewall tool carries the rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +43,20 @@ impl Backend {
                 "ipMasqBackend: {other:?} is not \"nftables\" or \"iptables\""
             )),
         }
+    }
+}
+
+/// Run a teardown step of `backend` while `configured` is the backend the
+/// config names: the configured one's tool must be runnable; the other's
+/// may be missing (then it can have left no rules of ours... or the
+/// operator removed it, and there is nothing we could do anyway).
+pub fn tolerate_missing_other(backend: Backend, configured: Backend, r: Result<()>) -> Result<()> {
+    match r {
+        Err(e) if e.is_no_tool() && backend != configured => {
+            log::debug!("{e}: skipped");
+            Ok(())
+        }
+        other => other,
     }
 }
 
@@ -73,7 +92,7 @@ pub fn nft_comment(o: &Owner) -> String {
     ))
 }
 
-fn family_of(ip: &IpNet) -> &'static str {
+fn proto_of(ip: &IpNet) -> &'static str {
     if ip.addr().is_ipv4() {
         "ip"
     } else {
@@ -81,58 +100,77 @@ fn family_of(ip: &IpNet) -> &'static str {
     }
 }
 
-fn prefix(net: &IpNet) -> Value {
-    json!({"prefix": {"addr": net.network().to_string(), "len": net.prefix_len()}})
-}
-
-fn payload_match(op: &str, proto: &str, field: &str, right: Value) -> Value {
-    json!({"match": {"op": op, "left": {"payload": {"protocol": proto, "field": field}}, "right": right}})
-}
-
-/// The nftables commands that set up masquerade for `ips`, replacing any
-/// rules this attachment had.
-pub fn nft_setup_commands(ips: &[IpNet], o: &Owner, stale: &[Value]) -> Vec<Value> {
-    let t = |extra: Value| {
-        let mut base = json!({"family": "inet", "table": TABLE});
-        if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
-            b.extend(e.clone());
-        }
-        base
-    };
-    let mut cmds = vec![
-        json!({"add": {"table": {"family": "inet", "name": TABLE}}}),
-        json!({"add": {"chain": t(json!({"name": CHAIN}))}}),
-        json!({"add": {"chain": t(json!({"name": "postrouting", "type": "nat", "hook": "postrouting", "prio": 100, "policy": "accept"}))}}),
-        json!({"flush": {"chain": t(json!({"name": "postrouting"}))}}),
-        json!({"add": {"rule": t(json!({"chain": "postrouting", "expr": [
-            payload_match("==", "ip", "daddr", json!({"prefix": {"addr": "224.0.0.0", "len": 4}})),
-            {"return": null}
-        ]}))}}),
-        json!({"add": {"rule": t(json!({"chain": "postrouting", "expr": [
-            payload_match("==", "ip6", "daddr", json!({"prefix": {"addr": "ff00::", "len": 8}})),
-            {"return": null}
-        ]}))}}),
-        json!({"add": {"rule": t(json!({"chain": "postrouting", "expr": [{"goto": {"target": CHAIN}}]}))}}),
+/// The nftables transaction that sets up masquerade for `ips`, replacing
+/// any rules this attachment had (`stale`, listed before).
+pub fn nft_setup_batch(ips: &[IpNet], o: &Owner, stale: &[nft::Listed]) -> Batch<'static> {
+    let f = NfFamily::INet;
+    let mut b = Batch::new();
+    b.add(NfListObject::Table(nft::table(f, TABLE)));
+    b.add(NfListObject::Chain(nft::chain(f, TABLE, CHAIN)));
+    b.add(NfListObject::Chain(nft::base_chain(
+        f,
+        TABLE,
+        POSTROUTING,
+        NfChainType::NAT,
+        NfHook::Postrouting,
+        100,
+    )));
+    // The base chain's three rules are rewritten by every ADD, in the same
+    // transaction, so concurrent ADDs always leave exactly these three.
+    b.add_cmd(NfCmd::Flush(FlushObject::Chain(nft::chain(
+        f,
+        TABLE,
+        POSTROUTING,
+    ))));
+    let multicast: [(&str, IpNet); 2] = [
+        ("ip", "224.0.0.0/4".parse().expect("literal")),
+        ("ip6", "ff00::/8".parse().expect("literal")),
     ];
-    cmds.extend(stale.iter().map(nft::delete_rule));
-    for ip in ips {
-        let fam = family_of(ip);
-        cmds.push(
-            json!({"add": {"rule": t(json!({"chain": CHAIN, "comment": nft_comment(o), "expr": [
-                payload_match("==", fam, "saddr", json!(ip.addr().to_string())),
-                payload_match("!=", fam, "daddr", prefix(ip)),
-                {"masquerade": null}
-            ]}))}}),
-        );
+    for (proto, net) in multicast {
+        b.add(NfListObject::Rule(nft::rule(
+            f,
+            TABLE,
+            POSTROUTING,
+            vec![x::eq(x::payload(proto, "daddr"), x::prefix(&net)), x::ret()],
+            None,
+        )));
     }
-    cmds
+    b.add(NfListObject::Rule(nft::rule(
+        f,
+        TABLE,
+        POSTROUTING,
+        vec![x::goto(CHAIN)],
+        None,
+    )));
+    for r in stale {
+        b.add_cmd(r.delete());
+    }
+    for ip in ips {
+        let p = proto_of(ip);
+        b.add(NfListObject::Rule(nft::rule(
+            f,
+            TABLE,
+            CHAIN,
+            vec![
+                x::eq(x::payload(p, "saddr"), x::s(ip.addr().to_string())),
+                x::ne(x::payload(p, "daddr"), x::prefix(&ip.trunc())),
+                x::masquerade(),
+            ],
+            Some(nft_comment(o)),
+        )));
+    }
+    b
 }
 
-fn nft_rules_with_prefix(prefix: &str) -> Result<Vec<Value>> {
-    Ok(nft::list_rules("inet", TABLE, CHAIN)?
-        .into_iter()
-        .filter(|r| nft::comment(r).is_some_and(|c| c.starts_with(prefix)))
-        .collect())
+fn nft_rules_with_prefix(prefix: &str) -> Result<Vec<nft::Listed>> {
+    Ok(nft::list_table(NfFamily::INet, TABLE)?
+        .map(|t| {
+            t.chain_rules(CHAIN)
+                .filter(|r| r.comment.as_deref().is_some_and(|c| c.starts_with(prefix)))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 /// `iptables` chain name for an attachment: `CNI-` and 24 hex digits.
@@ -148,83 +186,16 @@ pub fn iptables_comment(network: &str, container_id: &str) -> String {
     format!("name: \"{network}\" id: \"{container_id}\"")
 }
 
-/// How running an iptables command went wrong.
-enum IptError {
-    /// The binary could not be run at all (not installed).
-    NoTool(String),
-    /// It ran and refused; its stderr.
-    Failed(String),
-}
-
-impl std::fmt::Display for IptError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            IptError::NoTool(m) | IptError::Failed(m) => f.write_str(m),
-        }
-    }
-}
-
-/// Run `iptables -w ARGS` (`ip6tables` for IPv6); its stdout on success.
-fn iptables_out(v6: bool, args: &[String]) -> std::result::Result<String, IptError> {
-    let bin = if v6 { "ip6tables" } else { "iptables" };
-    let out = Command::new(bin)
-        .arg("-w")
-        .args(args)
-        .output()
-        .map_err(|e| IptError::NoTool(format!("cannot run {bin}: {e}")))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(IptError::Failed(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ))
-    }
-}
-
-fn iptables(v6: bool, args: &[String]) -> std::result::Result<(), IptError> {
-    iptables_out(v6, args).map(|_| ())
-}
-
-/// Remove an attachment's iptables chain of one family and every
-/// POSTROUTING rule jumping to it, whatever its match (this layout's and
-/// the reference's older `-s <ip>/<prefix>` form alike), so teardown needs
-/// neither the namespace nor the addresses. Absent chain or tool: nothing
-/// to do.
-fn iptables_teardown(v6: bool, chain: &str) -> std::result::Result<(), String> {
-    match iptables(v6, &strings(&["-t", "nat", "-L", chain, "-n"])) {
-        Ok(()) => {}
-        Err(_) => return Ok(()),
-    }
-    let listing = iptables_out(
-        v6,
-        &strings(&["-t", "nat", "-L", "POSTROUTING", "-n", "--line-numbers"]),
-    )
-    .map_err(|e| e.to_string())?;
-    // Lines are "NUM TARGET PROT OPT SOURCE DESTINATION ..."; delete from
-    // the highest number down so the others keep theirs.
-    let mut numbers: Vec<u32> = listing
-        .lines()
-        .filter_map(|l| {
-            let mut cols = l.split_whitespace();
-            let n = cols.next()?.parse().ok()?;
-            (cols.next()? == chain).then_some(n)
-        })
-        .collect();
-    numbers.sort_unstable_by(|a, b| b.cmp(a));
-    for n in numbers {
-        iptables(
+fn families(ips: &[IpNet]) -> [(bool, Vec<IpNet>); 2] {
+    [false, true].map(|v6| {
+        (
             v6,
-            &strings(&["-t", "nat", "-D", "POSTROUTING", &n.to_string()]),
+            ips.iter()
+                .filter(|ip| ip.addr().is_ipv6() == v6)
+                .copied()
+                .collect(),
         )
-        .map_err(|e| e.to_string())?;
-    }
-    iptables(v6, &strings(&["-t", "nat", "-F", chain]))
-        .and_then(|_| iptables(v6, &strings(&["-t", "nat", "-X", chain])))
-        .map_err(|e| e.to_string())
-}
-
-fn strings(args: &[&str]) -> Vec<String> {
-    args.iter().map(|s| s.to_string()).collect()
+    })
 }
 
 /// The three iptables rules of an address: (chain, rule spec).
@@ -248,6 +219,22 @@ fn iptables_rules(ip: &IpNet, chain: &str, comment: &str) -> Vec<(String, Vec<St
     ]
 }
 
+/// Batch lines removing an attachment's chain and every POSTROUTING rule
+/// jumping to it, whatever its match (this layout's and the reference's
+/// older `-s <ip>/<prefix>` form alike), by their specs as listed.
+fn iptables_teardown_lines(saved: &Saved, chain: &str) -> Vec<String> {
+    let mut lines: Vec<String> = saved
+        .chain_rules("POSTROUTING")
+        .filter(|r| r.target() == Some(chain))
+        .map(|r| r.delete_line())
+        .collect();
+    if saved.has_chain(chain) {
+        lines.push(format!("-F {chain}"));
+        lines.push(format!("-X {chain}"));
+    }
+    lines
+}
+
 /// Set up masquerade for an attachment's addresses.
 pub fn setup(backend: Backend, ips: &[IpNet], o: &Owner) -> Result<()> {
     let what = || {
@@ -259,28 +246,36 @@ pub fn setup(backend: Backend, ips: &[IpNet], o: &Owner) -> Result<()> {
     match backend {
         Backend::Nftables => {
             let stale = nft_rules_with_prefix(&instance_hash(o))?;
-            nft::apply(nft_setup_commands(ips, o, &stale), &what)
+            nft::apply(nft_setup_batch(ips, o, &stale), &what)
         }
         Backend::Iptables => {
             let chain = iptables_chain(o.network, o.container_id);
             let comment = iptables_comment(o.network, o.container_id);
-            for ip in ips {
-                let v6 = ip.addr().is_ipv6();
-                // The chain may exist from another address of the same attachment.
-                if iptables(v6, &strings(&["-t", "nat", "-L", &chain, "-n"])).is_err() {
-                    iptables(v6, &strings(&["-t", "nat", "-N", &chain]))
-                        .map_err(|e| Error::protocol(what(), e.to_string()))?;
+            for (v6, ips) in families(ips) {
+                if ips.is_empty() {
+                    continue;
                 }
-                for (ch, spec) in iptables_rules(ip, &chain, &comment) {
-                    let mut check = strings(&["-t", "nat", "-C", &ch]);
-                    check.extend(spec.iter().cloned());
-                    if iptables(v6, &check).is_ok() {
-                        continue;
+                // Whatever this attachment had goes, and its rules are
+                // written anew, in one batch.
+                iptables::edit(v6, "nat", &what, &|saved| {
+                    let mut lines = vec![if saved.has_chain(&chain) {
+                        format!("-F {chain}")
+                    } else {
+                        format!(":{chain} - [0:0]")
+                    }];
+                    lines.extend(
+                        saved
+                            .chain_rules("POSTROUTING")
+                            .filter(|r| r.target() == Some(chain.as_str()))
+                            .map(|r| r.delete_line()),
+                    );
+                    for ip in &ips {
+                        for (ch, spec) in iptables_rules(ip, &chain, &comment) {
+                            lines.push(iptables::line("-A", &ch, &spec));
+                        }
                     }
-                    let mut add = strings(&["-t", "nat", "-A", &ch]);
-                    add.extend(spec);
-                    iptables(v6, &add).map_err(|e| Error::protocol(what(), e.to_string()))?;
-                }
+                    lines
+                })?;
             }
             Ok(())
         }
@@ -290,23 +285,28 @@ pub fn setup(backend: Backend, ips: &[IpNet], o: &Owner) -> Result<()> {
 /// Remove an attachment's masquerade rules from both backends and both
 /// families; succeeds when they are already gone. Needs only the owner: DEL
 /// can clean up without the namespace or a previous result.
-pub fn teardown(o: &Owner) -> Result<()> {
+pub fn teardown(configured: Backend, o: &Owner) -> Result<()> {
     let what = || format!("tear down ipMasq for container {}", o.container_id);
     let mut errors = Vec::new();
-    match nft_rules_with_prefix(&instance_hash(o)) {
-        Ok(rules) => {
-            if let Err(e) = nft::apply(rules.iter().map(nft::delete_rule).collect(), &what) {
-                errors.push(e.to_string());
-            }
-        }
-        // No nft binary: there can be no nftables rules of ours either.
-        Err(e) if e.is_no_tool() => {}
-        Err(e) => errors.push(e.to_string()),
+    let prefix = instance_hash(o);
+    let nft = nft::remove(
+        NfFamily::INet,
+        TABLE,
+        &|r| r.chain == CHAIN && r.comment.as_deref().is_some_and(|c| c.starts_with(&prefix)),
+        &|_| false,
+        &what,
+    )
+    .map(|_| ());
+    if let Err(e) = tolerate_missing_other(Backend::Nftables, configured, nft) {
+        errors.push(e.to_string());
     }
     let chain = iptables_chain(o.network, o.container_id);
     for v6 in [false, true] {
-        if let Err(e) = iptables_teardown(v6, &chain) {
-            errors.push(e);
+        let r = iptables::edit(v6, "nat", &what, &|saved| {
+            iptables_teardown_lines(saved, &chain)
+        });
+        if let Err(e) = tolerate_missing_other(Backend::Iptables, configured, r) {
+            errors.push(e.to_string());
         }
     }
     if errors.is_empty() {
@@ -324,35 +324,45 @@ pub fn check(backend: Backend, ips: &[IpNet], o: &Owner) -> Result<bool> {
             Ok(ips.iter().all(|ip| {
                 rules
                     .iter()
-                    .any(|r| r.to_string().contains(&format!("\"{}\"", ip.addr())))
+                    .any(|r| r.expr.to_string().contains(&format!("\"{}\"", ip.addr())))
             }))
         }
         Backend::Iptables => {
             let chain = iptables_chain(o.network, o.container_id);
-            let comment = iptables_comment(o.network, o.container_id);
-            Ok(ips.iter().all(|ip| {
-                iptables_rules(ip, &chain, &comment)
-                    .into_iter()
-                    .all(|(ch, spec)| {
-                        let mut c = strings(&["-t", "nat", "-C", &ch]);
-                        c.extend(spec);
-                        iptables(ip.addr().is_ipv6(), &c).is_ok()
-                    })
-            }))
+            for (v6, ips) in families(ips) {
+                if ips.is_empty() {
+                    continue;
+                }
+                let saved = iptables::save(v6, "nat")?;
+                let host_len = if v6 { 128 } else { 32 };
+                for ip in ips {
+                    let src = format!("{}/{host_len}", ip.addr());
+                    let jump = saved
+                        .chain_rules("POSTROUTING")
+                        .any(|r| r.target() == Some(&chain) && r.value("-s") == Some(&src));
+                    let accept = saved.chain_rules(&chain).any(|r| {
+                        r.target() == Some("ACCEPT")
+                            && r.value("-d") == Some(&ip.trunc().to_string())
+                    });
+                    let masq = saved
+                        .chain_rules(&chain)
+                        .any(|r| r.target() == Some("MASQUERADE"));
+                    if !(jump && accept && masq) {
+                        return Ok(false);
+                    }
+                }
+            }
+            Ok(true)
         }
     }
 }
 
-/// GC: remove the nftables masquerade rules of `network` whose attachment
-/// is not in `keep` (container ID, ifname). The iptables layout carries no
-/// per-network marker, so its leftovers cannot be told apart (as in the
-/// reference); DEL still removes them.
-pub fn gc(network: &str, keep: &[(String, String)]) -> Result<usize> {
-    let rules = match nft_rules_with_prefix(&network_hash(network)) {
-        Ok(r) => r,
-        Err(e) if e.is_no_tool() => return Ok(0),
-        Err(e) => return Err(e),
-    };
+/// GC: remove the masquerade rules of `network` whose attachment is not in
+/// `keep` (container ID, ifname), from both backends. nftables rules carry
+/// the attachment's hash; iptables rules carry the network and container
+/// ID in their comment (no ifname: an attachment is kept by container ID).
+pub fn gc(configured: Backend, network: &str, keep: &[(String, String)]) -> Result<usize> {
+    let what = || format!("GC ipMasq rules of network {network}");
     let valid: Vec<String> = keep
         .iter()
         .map(|(id, ifname)| {
@@ -363,14 +373,54 @@ pub fn gc(network: &str, keep: &[(String, String)]) -> Result<usize> {
             })
         })
         .collect();
-    let stale: Vec<Value> = rules
+    let net_prefix = network_hash(network);
+    let mut removed = 0;
+    let mut errors = Vec::new();
+    let nft = nft::remove(
+        NfFamily::INet,
+        TABLE,
+        &|r| {
+            r.chain == CHAIN
+                && r.comment
+                    .as_deref()
+                    .is_some_and(|c| c.starts_with(&net_prefix) && !valid.iter().any(|v| v == c))
+        },
+        &|_| false,
+        &what,
+    )
+    .map(|n| removed += n);
+    if let Err(e) = tolerate_missing_other(Backend::Nftables, configured, nft) {
+        errors.push(e.to_string());
+    }
+    let kept_chains: Vec<String> = keep
         .iter()
-        .filter(|r| !nft::comment(r).is_some_and(|c| valid.iter().any(|v| v == c)))
-        .map(nft::delete_rule)
+        .map(|(id, _)| iptables_chain(network, id))
         .collect();
-    let n = stale.len();
-    nft::apply(stale, &|| format!("GC ipMasq rules of network {network}"))?;
-    Ok(n)
+    let name = format!("name: \"{network}\" id: ");
+    for v6 in [false, true] {
+        let r = iptables::edit(v6, "nat", &what, &|saved| {
+            let mut stale: Vec<&str> = saved
+                .chain_rules("POSTROUTING")
+                .filter(|r| r.value("--comment").is_some_and(|c| c.starts_with(&name)))
+                .filter_map(|r| r.target())
+                .filter(|t| t.starts_with("CNI-") && !kept_chains.iter().any(|k| k == t))
+                .collect();
+            stale.sort_unstable();
+            stale.dedup();
+            stale
+                .into_iter()
+                .flat_map(|c| iptables_teardown_lines(saved, c))
+                .collect()
+        });
+        if let Err(e) = tolerate_missing_other(Backend::Iptables, configured, r) {
+            errors.push(e.to_string());
+        }
+    }
+    if errors.is_empty() {
+        Ok(removed)
+    } else {
+        Err(Error::protocol(what(), errors.join("; ")))
+    }
 }
 
 #[cfg(test)]
@@ -412,24 +462,57 @@ mod tests {
     }
 
     #[test]
-    fn setup_commands_shape() {
-        let cmds = nft_setup_commands(
+    fn teardown_deletes_by_spec_not_number() {
+        let saved = Saved::parse(
+            "*nat\n:POSTROUTING ACCEPT [0:0]\n:CNI-a - [0:0]\n\
+             -A POSTROUTING -o eth0 -j MASQUERADE\n\
+             -A POSTROUTING -s 10.1.0.2/32 -m comment --comment \"name: \\\"n\\\" id: \\\"c\\\"\" -j CNI-a\n\
+             -A CNI-a -d 10.1.0.0/24 -j ACCEPT\nCOMMIT\n",
+            "nat",
+        )
+        .unwrap();
+        assert_eq!(
+            iptables_teardown_lines(&saved, "CNI-a"),
+            [
+                "-D POSTROUTING -s 10.1.0.2/32 -m comment --comment \"name: \\\"n\\\" id: \\\"c\\\"\" -j CNI-a",
+                "-F CNI-a",
+                "-X CNI-a"
+            ]
+        );
+        assert!(iptables_teardown_lines(&saved, "CNI-b").is_empty());
+    }
+
+    #[test]
+    fn setup_batch_shape() {
+        let stale = nft::Listed {
+            family: NfFamily::INet,
+            table: TABLE.into(),
+            chain: CHAIN.into(),
+            handle: 4,
+            comment: None,
+            expr: serde_json::Value::Null,
+        };
+        let b = nft_setup_batch(
             &[
                 "10.1.0.2/24".parse().unwrap(),
                 "fd00::2/64".parse().unwrap(),
             ],
             &owner(),
-            &[json!({"family":"inet","table":TABLE,"chain":CHAIN,"handle":4})],
+            &[stale],
         );
-        let text = serde_json::to_string(&cmds).unwrap();
-        // serde_json orders object keys, so look at the structure, not the text.
-        let v4_match = &cmds
+        let cmds = serde_json::to_value(b.to_nftables()).unwrap()["nftables"].clone();
+        let text = cmds.to_string();
+        let v4 = cmds
+            .as_array()
+            .unwrap()
             .iter()
             .find(|c| c["add"]["rule"]["expr"][0]["match"]["right"] == "10.1.0.2")
-            .unwrap_or_else(|| panic!("no rule for 10.1.0.2: {text}"))["add"]["rule"]["expr"][0]
-            ["match"];
-        assert_eq!(v4_match["left"]["payload"]["field"], "saddr", "{text}");
-        assert_eq!(v4_match["op"], "==", "{text}");
+            .unwrap_or_else(|| panic!("no rule for 10.1.0.2: {text}"));
+        assert_eq!(
+            v4["add"]["rule"]["expr"][0]["match"]["left"]["payload"]["field"],
+            "saddr"
+        );
+        assert_eq!(v4["add"]["rule"]["comment"], nft_comment(&owner()));
         assert!(
             text.contains(r#""prefix":{"addr":"10.1.0.0","len":24}"#),
             "{text}"
@@ -438,10 +521,7 @@ mod tests {
             text.contains(r#""prefix":{"addr":"fd00::","len":64}"#),
             "{text}"
         );
-        assert!(
-            text.contains(r#"{"delete":{"rule":{"chain":"masq_checks","family":"inet","handle":4"#)
-                || text.contains(r#""handle":4"#)
-        );
+        assert!(text.contains(r#""handle":4"#), "{text}");
         assert_eq!(Backend::parse(None), Ok(Backend::Nftables));
         assert_eq!(Backend::parse(Some("iptables")), Ok(Backend::Iptables));
         assert!(Backend::parse(Some("pf")).is_err());

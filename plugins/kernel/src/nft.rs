@@ -1,11 +1,17 @@
-//! nftables through `nft -j`: a JSON document applied as one transaction
-//! (`nft -j -f -`), and JSON listings. The kernel applies a document
-//! atomically, so a half-applied rule set never exists.
+//! nftables through `nft -j`. Rules are built with the typed schema of the
+//! `nftables` crate (the one netavark uses) and applied as one JSON
+//! document, which the kernel commits as one transaction: a half-applied
+//! rule set never exists. Listings are read from nft's JSON, and whether a
+//! table exists is decided from the JSON list of tables, never from the
+//! wording of an error message.
 
-use crate::error::{Error, Kind, Result};
-use serde_json::{json, Value};
-use std::io::Write;
-use std::process::{Command, Stdio};
+use crate::error::{Error, Result};
+use crate::exec;
+pub use nftables::batch::Batch;
+use nftables::schema::{NfCmd, NfListObject};
+pub use nftables::types::NfFamily;
+use serde_json::Value;
+use std::borrow::Cow;
 
 /// The `nft` binary; `CNI_NFT` overrides it (tests, unusual installs).
 fn nft_bin() -> String {
@@ -13,95 +19,327 @@ fn nft_bin() -> String {
 }
 
 fn run(args: &[&str], stdin: Option<&[u8]>, what: &dyn Fn() -> String) -> Result<String> {
-    let mut child = Command::new(nft_bin())
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error {
-            what: what(),
-            kind: Kind::NoTool(format!("cannot run nft (is nftables installed?): {e}")),
-        })?;
-    if let (Some(data), Some(mut input)) = (stdin, child.stdin.take()) {
-        input
-            .write_all(data)
-            .map_err(|e| Error::io(format!("{}: write to nft", what()), &e))?;
+    let out = exec::run(&nft_bin(), args, stdin, exec::TOOL_TIMEOUT, what)?;
+    if out.success {
+        Ok(out.stdout)
+    } else {
+        Err(Error::protocol(
+            what(),
+            format!("nft failed: {}", out.stderr),
+        ))
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Error::io(format!("{}: wait for nft", what()), &e))?;
-    if out.status.success() {
-        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
-    }
-    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    if err.contains("No such file or directory") {
-        return Err(Error {
-            what: what(),
-            kind: Kind::NotFound,
-        });
-    }
-    Err(Error::protocol(what(), format!("nft failed: {err}")))
 }
 
-/// Apply `commands` (each `{"add": {...}}`, `{"delete": {...}}`, ...) as
-/// one transaction.
-pub fn apply(commands: Vec<Value>, what: &dyn Fn() -> String) -> Result<()> {
-    if commands.is_empty() {
+/// Apply a batch as one transaction.
+pub fn apply(batch: Batch, what: &dyn Fn() -> String) -> Result<()> {
+    let doc = batch.to_nftables();
+    if doc.objects.is_empty() {
         return Ok(());
     }
-    let doc = json!({ "nftables": commands }).to_string();
-    run(&["-j", "-f", "-"], Some(doc.as_bytes()), what).map(|_| ())
+    let text = serde_json::to_string(&doc)
+        .map_err(|e| Error::protocol(what(), format!("encode nftables JSON: {e}")))?;
+    run(&["-j", "-f", "-"], Some(text.as_bytes()), what).map(|_| ())
 }
 
-/// The rules of one chain; an empty list when the table or chain does not exist.
-pub fn list_rules(family: &str, table: &str, chain: &str) -> Result<Vec<Value>> {
-    let what = || format!("list nftables chain {family} {table} {chain}");
-    let out = match run(&["-j", "list", "chain", family, table, chain], None, &what) {
-        Ok(out) => out,
-        Err(e) if matches!(e.kind, Kind::NotFound) => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let doc: Value = serde_json::from_str(&out)
-        .map_err(|e| Error::protocol(what(), format!("bad JSON from nft: {e}")))?;
-    Ok(doc["nftables"]
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|i| i.get("rule").cloned())
-                .collect()
-        })
-        .unwrap_or_default())
-}
-
-/// Whether a chain exists.
-pub fn chain_exists(family: &str, table: &str, chain: &str) -> Result<bool> {
-    let what = || format!("list nftables chain {family} {table} {chain}");
-    match run(&["list", "chain", family, table, chain], None, &what) {
-        Ok(_) => Ok(true),
-        Err(e) if matches!(e.kind, Kind::NotFound) => Ok(false),
-        Err(e) => Err(e),
+/// The name nft uses for a family on its command line and in its JSON.
+pub fn family_name(f: NfFamily) -> &'static str {
+    match f {
+        NfFamily::IP => "ip",
+        NfFamily::IP6 => "ip6",
+        NfFamily::INet => "inet",
+        NfFamily::ARP => "arp",
+        NfFamily::Bridge => "bridge",
+        NfFamily::NetDev => "netdev",
     }
 }
 
-/// A rule's comment, if any.
-pub fn comment(rule: &Value) -> Option<&str> {
-    rule.get("comment").and_then(Value::as_str)
+/// A rule as nft lists it: where it is, its handle, its comment, and its
+/// expressions as nft printed them (for CHECK's look at what it matches).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    pub family: NfFamily,
+    pub table: String,
+    pub chain: String,
+    pub handle: u32,
+    pub comment: Option<String>,
+    pub expr: Value,
 }
 
-/// `{"delete": {"rule": ...}}` for a listed rule (by handle).
-pub fn delete_rule(rule: &Value) -> Value {
-    json!({"delete": {"rule": {
-        "family": rule["family"],
-        "table": rule["table"],
-        "chain": rule["chain"],
-        "handle": rule["handle"],
-    }}})
+impl Listed {
+    /// The command deleting this rule (by its handle).
+    pub fn delete(&self) -> NfCmd<'static> {
+        NfCmd::Delete(NfListObject::Rule(nftables::schema::Rule {
+            family: self.family,
+            table: Cow::Owned(self.table.clone()),
+            chain: Cow::Owned(self.chain.clone()),
+            expr: Cow::Owned(Vec::new()),
+            handle: Some(self.handle),
+            index: None,
+            comment: None,
+        }))
+    }
+}
+
+/// A table's chains and rules.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Table {
+    pub chains: Vec<String>,
+    pub rules: Vec<Listed>,
+}
+
+impl Table {
+    pub fn has_chain(&self, name: &str) -> bool {
+        self.chains.iter().any(|c| c == name)
+    }
+
+    /// The rules of one chain, in order.
+    pub fn chain_rules<'a>(&'a self, chain: &'a str) -> impl Iterator<Item = &'a Listed> + 'a {
+        self.rules.iter().filter(move |r| r.chain == chain)
+    }
+}
+
+fn items(out: &str, what: &dyn Fn() -> String) -> Result<Vec<Value>> {
+    let mut doc: Value = serde_json::from_str(out)
+        .map_err(|e| Error::protocol(what(), format!("bad JSON from nft: {e}")))?;
+    match doc.get_mut("nftables").map(Value::take) {
+        Some(Value::Array(items)) => Ok(items),
+        _ => Err(Error::protocol(
+            what(),
+            "nft's JSON has no \"nftables\" list",
+        )),
+    }
+}
+
+/// Whether `family table` exists, from `nft -j list tables FAMILY`.
+pub fn table_exists(family: NfFamily, table: &str) -> Result<bool> {
+    let fam = family_name(family);
+    let what = || format!("list nftables tables of family {fam}");
+    let out = run(&["-j", "list", "tables", fam], None, &what)?;
+    Ok(items(&out, &what)?
+        .iter()
+        .filter_map(|i| i.get("table"))
+        .any(|t| t["name"] == table && t["family"] == fam))
+}
+
+/// A table's chains and rules; `None` when the table does not exist.
+pub fn list_table(family: NfFamily, table: &str) -> Result<Option<Table>> {
+    let fam = family_name(family);
+    let what = || format!("list nftables table {fam} {table}");
+    let out = match run(&["-j", "list", "table", fam, table], None, &what) {
+        Ok(out) => out,
+        // Listing failed: absent, or something else went wrong. Ask the
+        // list of tables, which is JSON, rather than read the message.
+        Err(e) => {
+            return match table_exists(family, table) {
+                Ok(false) => Ok(None),
+                Ok(true) => Err(e),
+                Err(e2) if e2.is_no_tool() => Err(e2),
+                Err(_) => Err(e),
+            }
+        }
+    };
+    let mut t = Table::default();
+    for item in items(&out, &what)? {
+        if let Some(c) = item.get("chain") {
+            if let Some(name) = c["name"].as_str() {
+                t.chains.push(name.to_string());
+            }
+        } else if let Some(r) = item.get("rule") {
+            let handle = r["handle"]
+                .as_u64()
+                .and_then(|h| u32::try_from(h).ok())
+                .ok_or_else(|| Error::protocol(what(), format!("rule without handle: {r}")))?;
+            t.rules.push(Listed {
+                family,
+                table: table.to_string(),
+                chain: r["chain"].as_str().unwrap_or_default().to_string(),
+                handle,
+                comment: r["comment"].as_str().map(str::to_string),
+                expr: r["expr"].clone(),
+            });
+        }
+    }
+    Ok(Some(t))
+}
+
+/// Delete every rule of `family table` that `pick` selects, and then the
+/// chains `drop_chains` names (those that exist), in one transaction.
+/// Rules are deleted by handle, which never shifts; should another
+/// process change the table between the listing and the transaction, the
+/// whole transaction fails and is retried on a fresh listing. Returns how
+/// many rules went.
+pub fn remove(
+    family: NfFamily,
+    table: &str,
+    pick: &dyn Fn(&Listed) -> bool,
+    drop_chains: &dyn Fn(&str) -> bool,
+    what: &dyn Fn() -> String,
+) -> Result<usize> {
+    let mut last = None;
+    for _ in 0..5 {
+        let Some(t) = list_table(family, table)? else {
+            return Ok(0);
+        };
+        let mut batch = Batch::new();
+        let picked: Vec<&Listed> = t.rules.iter().filter(|r| pick(r)).collect();
+        for r in &picked {
+            batch.add_cmd(r.delete());
+        }
+        let chains: Vec<&String> = t.chains.iter().filter(|c| drop_chains(c)).collect();
+        for c in &chains {
+            // A chain still jumped to cannot go: its jumps are among the
+            // picked rules, deleted first in the same transaction.
+            batch.add_cmd(NfCmd::Flush(nftables::schema::FlushObject::Chain(chain(
+                family, table, c,
+            ))));
+            batch.delete(NfListObject::Chain(chain(family, table, c)));
+        }
+        if picked.is_empty() && chains.is_empty() {
+            return Ok(0);
+        }
+        match apply(batch, what) {
+            Ok(()) => return Ok(picked.len()),
+            Err(e) if e.is_no_tool() => return Err(e),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::protocol(what(), "gave up after 5 attempts")))
+}
+
+/// A regular chain (no hook) of a table.
+pub fn chain(family: NfFamily, table: &str, name: &str) -> nftables::schema::Chain<'static> {
+    nftables::schema::Chain {
+        family,
+        table: Cow::Owned(table.to_string()),
+        name: Cow::Owned(name.to_string()),
+        ..Default::default()
+    }
+}
+
+/// A base chain hooked at `hook` with priority `prio`, policy accept.
+pub fn base_chain(
+    family: NfFamily,
+    table: &str,
+    name: &str,
+    kind: nftables::types::NfChainType,
+    hook: nftables::types::NfHook,
+    prio: i32,
+) -> nftables::schema::Chain<'static> {
+    nftables::schema::Chain {
+        _type: Some(kind),
+        hook: Some(hook),
+        prio: Some(prio),
+        policy: Some(nftables::types::NfChainPolicy::Accept),
+        ..chain(family, table, name)
+    }
+}
+
+/// The table itself (adding it is a no-op when it exists).
+pub fn table(family: NfFamily, name: &str) -> nftables::schema::Table<'static> {
+    nftables::schema::Table {
+        family,
+        name: Cow::Owned(name.to_string()),
+        handle: None,
+    }
+}
+
+/// A rule for `family table chain` with these statements and comment.
+pub fn rule(
+    family: NfFamily,
+    table: &str,
+    chain: &str,
+    expr: Vec<nftables::stmt::Statement<'static>>,
+    comment: Option<String>,
+) -> nftables::schema::Rule<'static> {
+    nftables::schema::Rule {
+        family,
+        table: Cow::Owned(table.to_string()),
+        chain: Cow::Owned(chain.to_string()),
+        expr: Cow::Owned(expr),
+        handle: None,
+        index: None,
+        comment: comment.map(Cow::Owned),
+    }
+}
+
+/// Statement and expression builders for the rules our plugins write.
+pub mod x {
+    use nftables::expr::{Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField};
+    use nftables::stmt::{JumpTarget, Match, Operator, Statement};
+    use std::borrow::Cow;
+
+    pub type Stmt = Statement<'static>;
+    pub type Expr = Expression<'static>;
+
+    pub fn s(v: impl Into<String>) -> Expr {
+        Expression::String(Cow::Owned(v.into()))
+    }
+
+    pub fn n(v: u32) -> Expr {
+        Expression::Number(v)
+    }
+
+    /// `PROTO FIELD`, e.g. `ip saddr`.
+    pub fn payload(proto: &str, field: &str) -> Expr {
+        Expression::Named(NamedExpression::Payload(Payload::PayloadField(
+            PayloadField {
+                protocol: Cow::Owned(proto.to_string()),
+                field: Cow::Owned(field.to_string()),
+            },
+        )))
+    }
+
+    pub fn meta(key: MetaKey) -> Expr {
+        Expression::Named(NamedExpression::Meta(Meta { key }))
+    }
+
+    /// `ADDR/LEN`.
+    pub fn prefix(net: &ipnet::IpNet) -> Expr {
+        Expression::Named(NamedExpression::Prefix(nftables::expr::Prefix {
+            addr: Box::new(s(net.network().to_string())),
+            len: u32::from(net.prefix_len()),
+        }))
+    }
+
+    pub fn matches(left: Expr, op: Operator, right: Expr) -> Stmt {
+        Statement::Match(Match { left, right, op })
+    }
+
+    pub fn eq(left: Expr, right: Expr) -> Stmt {
+        matches(left, Operator::EQ, right)
+    }
+
+    pub fn ne(left: Expr, right: Expr) -> Stmt {
+        matches(left, Operator::NEQ, right)
+    }
+
+    pub fn jump(target: &str) -> Stmt {
+        Statement::Jump(JumpTarget {
+            target: Cow::Owned(target.to_string()),
+        })
+    }
+
+    pub fn goto(target: &str) -> Stmt {
+        Statement::Goto(JumpTarget {
+            target: Cow::Owned(target.to_string()),
+        })
+    }
+
+    pub fn ret() -> Stmt {
+        Statement::Return(None)
+    }
+
+    pub fn accept() -> Stmt {
+        Statement::Accept(None)
+    }
+
+    pub fn drop() -> Stmt {
+        Statement::Drop(None)
+    }
+
+    pub fn masquerade() -> Stmt {
+        Statement::Masquerade(None)
+    }
 }
 
 /// nftables limits comments to 128 bytes; cut at a character boundary.
@@ -146,10 +384,47 @@ mod tests {
 
     #[test]
     fn delete_uses_the_handle() {
-        let rule = json!({"family":"inet","table":"t","chain":"c","handle":7,"expr":[]});
+        let r = Listed {
+            family: NfFamily::INet,
+            table: "t".into(),
+            chain: "c".into(),
+            handle: 7,
+            comment: None,
+            expr: Value::Null,
+        };
+        let mut b = Batch::new();
+        b.add_cmd(r.delete());
         assert_eq!(
-            delete_rule(&rule),
-            json!({"delete":{"rule":{"family":"inet","table":"t","chain":"c","handle":7}}})
+            serde_json::to_value(b.to_nftables()).unwrap(),
+            serde_json::json!({"nftables": [{"delete": {"rule":
+                {"family": "inet", "table": "t", "chain": "c", "expr": [], "handle": 7}}}]})
+        );
+    }
+
+    #[test]
+    fn builders_print_nft_json() {
+        let r = rule(
+            NfFamily::INet,
+            "t",
+            "c",
+            vec![
+                x::eq(x::payload("ip", "saddr"), x::s("10.1.0.2")),
+                x::ne(
+                    x::payload("ip", "daddr"),
+                    x::prefix(&"10.1.0.2/24".parse().unwrap()),
+                ),
+                x::masquerade(),
+            ],
+            Some("hi".into()),
+        );
+        assert_eq!(
+            serde_json::to_value(&r).unwrap()["expr"],
+            serde_json::json!([
+                {"match": {"left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "10.1.0.2", "op": "=="}},
+                {"match": {"left": {"payload": {"protocol": "ip", "field": "daddr"}},
+                           "right": {"prefix": {"addr": "10.1.0.0", "len": 24}}, "op": "!="}},
+                {"masquerade": null}
+            ])
         );
     }
 }

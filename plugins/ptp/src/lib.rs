@@ -168,7 +168,7 @@ impl Plugin for Ptp {
         // Without IPAM, ADD refused the config: nothing was reserved, and
         // attachment::del forwards DEL only where there is an IPAM plugin.
         let conf = Conf::load_for_teardown(req)?;
-        attachment::del(req, conf.ip_masq, |_| {})
+        attachment::del(req, conf.ip_masq.then(|| conf.backend()), |_| {})
     }
 
     fn check(&self, req: &Request) -> Result<()> {
@@ -205,8 +205,8 @@ impl Plugin for Ptp {
     }
 
     fn gc(&self, req: &Request) -> Result<()> {
-        Conf::load_for_teardown(req)?;
-        attachment::gc(req, |_| {})
+        let conf = Conf::load_for_teardown(req)?;
+        attachment::gc(req, conf.backend(), |_| {})
     }
 
     fn status(&self, req: &Request) -> Result<()> {
