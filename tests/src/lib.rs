@@ -93,7 +93,8 @@ impl TestNetns {
         argv.extend_from_slice(args);
         let out = self.exec(&argv);
         assert_eq!(out.status, 0, "ip {args:?}: {}", out.stderr);
-        serde_json::from_str(&out.stdout).unwrap_or(serde_json::Value::Null)
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("ip -j {args:?} printed no JSON ({e}): {}", out.stdout))
     }
 
     /// A sysctl's value in this namespace.
@@ -434,21 +435,17 @@ impl Drop for TempDir {
     }
 }
 
-/// The reference plugin `name` in [`REFERENCE_DIR`]; `None` when it is
-/// missing and `CNI_SKIP_REFERENCE=1` says that is fine, a panic otherwise.
-pub fn reference_plugin(name: &str) -> Option<PathBuf> {
+/// The reference plugin `name` in [`REFERENCE_DIR`], or a panic saying how
+/// to install it: a test that compares with the reference never passes
+/// without it (`.ci/run` installs Debian's containernetworking-plugins).
+pub fn reference_plugin(name: &str) -> PathBuf {
     let p = Path::new(REFERENCE_DIR).join(name);
-    if p.is_file() {
-        return Some(p);
-    }
-    if std::env::var("CNI_SKIP_REFERENCE").as_deref() == Ok("1") {
-        eprintln!("{} missing; CNI_SKIP_REFERENCE=1, not tested", p.display());
-        return None;
-    }
-    panic!(
-        "{} is missing: install containernetworking-plugins, or set CNI_SKIP_REFERENCE=1",
+    assert!(
+        p.is_file(),
+        "{} is missing: install containernetworking-plugins (apt-get install containernetworking-plugins)",
         p.display()
     );
+    p
 }
 
 /// Whether `binary` answers VERSION listing `version`.
@@ -480,19 +477,10 @@ pub fn require_our_host_local(why: &str) -> PathBuf {
     })
 }
 
-/// The IPAM plugin the main tests use: ours when built and working, else
-/// the reference one. Panics when neither exists.
+/// The IPAM plugin the main tests use: always ours, so a broken or missing
+/// host-local fails the tests instead of being replaced by the reference.
 pub fn default_host_local() -> PathBuf {
-    our_host_local()
-        .or_else(|| {
-            let p = Path::new(REFERENCE_DIR).join("host-local");
-            p.is_file().then_some(p)
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "no host-local: build ours (`cargo build -p host-local`) or install the reference in {REFERENCE_DIR}"
-            )
-        })
+    require_our_host_local("the bridge and ptp tests")
 }
 
 /// `base` (an object) with the keys of `extra` (an object) set on it.
@@ -534,15 +522,15 @@ pub fn with_prev(conf: &serde_json::Value, prev: &serde_json::Value) -> serde_js
 }
 
 impl TestNetns {
-    /// `ip -j -d link show DEV`: the link's JSON object; `None` when absent.
+    /// `ip -j -d link show DEV`: the link's JSON object; `None` when absent
+    /// (decided from the list of all links, so a failing `ip` fails the test).
     pub fn link(&self, dev: &str) -> Option<serde_json::Value> {
-        let out = self.exec(&["ip", "-j", "-d", "link", "show", "dev", dev]);
-        if out.status != 0 {
-            return None;
-        }
-        serde_json::from_str::<serde_json::Value>(&out.stdout)
-            .ok()
-            .and_then(|v| v.get(0).cloned())
+        self.ip_json(&["-d", "link", "show"])
+            .as_array()
+            .expect("ip -j link show prints a list")
+            .iter()
+            .find(|l| l["ifname"] == dev)
+            .cloned()
     }
 
     /// Whether `dev` exists and has the flag (`UP`, `PROMISC`, ...).
@@ -599,14 +587,31 @@ impl TestNetns {
         names
     }
 
-    /// `nft -j list chain FAMILY TABLE CHAIN` here; empty when it does not exist.
+    /// `nft -j list chain FAMILY TABLE CHAIN` here; empty when the table or
+    /// chain does not exist (decided from nft's JSON list of chains). Any
+    /// failure of nft itself fails the test: a "rules are gone" check must
+    /// never pass because nft could not run.
     pub fn nft_chain(&self, family: &str, table: &str, chain: &str) -> String {
-        let out = self.exec(&["nft", "-j", "list", "chain", family, table, chain]);
-        if out.status == 0 {
-            out.stdout
-        } else {
-            String::new()
+        let out = self.exec(&["nft", "-j", "list", "chains", family]);
+        assert_eq!(out.status, 0, "nft list chains {family}: {}", out.stderr);
+        let chains: serde_json::Value = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("nft printed no JSON ({e}): {}", out.stdout));
+        let exists = chains["nftables"]
+            .as_array()
+            .expect("nft -j prints an nftables list")
+            .iter()
+            .filter_map(|i| i.get("chain"))
+            .any(|c| c["table"] == table && c["name"] == chain);
+        if !exists {
+            return String::new();
         }
+        let out = self.exec(&["nft", "-j", "list", "chain", family, table, chain]);
+        assert_eq!(
+            out.status, 0,
+            "nft list chain {family} {table} {chain}: {}",
+            out.stderr
+        );
+        out.stdout
     }
 
     /// The ipMasq nftables rules here (chain `masq_checks` of table
@@ -778,7 +783,8 @@ impl PluginEnv {
         results
     }
 
-    /// GC (1.1.0) with two attachments and `ipMasq`: listing only c1 in
+    /// GC (1.1.0) with two attachments and `ipMasq`: without a list nothing
+    /// is removed; listing only c1 in
     /// `cni.dev/valid-attachments` removes c2's masquerade rule and
     /// reservation and leaves c1 working (CHECK passes); STATUS succeeds;
     /// both DELs leave nothing. `c` is a 1.1.0 config with `ipMasq`.
@@ -793,6 +799,19 @@ impl PluginEnv {
         assert_eq!(
             self.data.reservations(network),
             vec![ip1.clone(), ip2.clone()]
+        );
+
+        // A GC without a list knows nothing to be stale: nothing goes.
+        self.bare("GC", c).ok();
+        assert_eq!(
+            self.host.masq_rules(),
+            rules,
+            "GC without a list kept the rules"
+        );
+        assert_eq!(
+            self.data.reservations(network),
+            vec![ip1.clone(), ip2.clone()],
+            "GC without a list kept the reservations"
         );
 
         let mut gc = c.clone();

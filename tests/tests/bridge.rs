@@ -344,7 +344,10 @@ fn enabledad_decides_accept_dad_in_the_container() {
         assert_eq!(ctr.sysctl("net/ipv4/conf/eth0/arp_notify"), "1");
         // Either way the address is usable (not tentative) when ADD returns.
         let v6 = ctr.ip_json(&["-6", "addr", "show", "dev", "eth0", "scope", "global"]);
-        let info = &v6[0]["addr_info"][0];
+        let info = v6[0]["addr_info"][0]
+            .as_object()
+            .unwrap_or_else(|| panic!("eth0 has no global IPv6 address: {v6}"));
+        assert_eq!(info["local"], result_ip(&r, true), "{v6}");
         assert!(info.get("tentative").is_none(), "{v6}");
         del_ok(&env, Some(&ctr), id, &with_prev(&c, &r));
     }

@@ -2,7 +2,7 @@
 //! /usr/lib/cni, which speak up to CNI 1.0.0): each side delegating to the
 //! other's host-local, and each side removing what the other set up.
 //!
-//! Without /usr/lib/cni these tests fail, unless `CNI_SKIP_REFERENCE=1`.
+//! Without /usr/lib/cni these tests fail (`.ci/run` installs it).
 
 use cni_tests::{
     host_local_ipam, merge, our_plugin, reference_plugin, require_our_host_local, result_ip,
@@ -82,9 +82,7 @@ fn ptp_conf(env: &PluginEnv, net: &str, v4: &str, v6: &str) -> Value {
 
 #[test]
 fn our_bridge_with_the_reference_host_local() {
-    let Some(hl) = reference_plugin("host-local") else {
-        return;
-    };
+    let hl = reference_plugin("host-local");
     let env = env("mix-br-ours", ("bridge", our_plugin("bridge")), hl);
     let c = bridge_conf(&env, "mixnet", "10.240.60.0/24", "fd00:cafe:3c::/64");
     two_containers(&env, &c, &["10.240.60.1", "fd00:cafe:3c::1"]);
@@ -92,9 +90,7 @@ fn our_bridge_with_the_reference_host_local() {
 
 #[test]
 fn the_reference_bridge_with_our_host_local() {
-    let Some(br) = reference_plugin("bridge") else {
-        return;
-    };
+    let br = reference_plugin("bridge");
     let hl = require_our_host_local("the reference bridge delegating to our host-local");
     let env = env("mix-br-ref", ("bridge", br), hl);
     let c = bridge_conf(&env, "mixnet", "10.240.61.0/24", "fd00:cafe:3d::/64");
@@ -103,9 +99,7 @@ fn the_reference_bridge_with_our_host_local() {
 
 #[test]
 fn our_ptp_with_the_reference_host_local() {
-    let Some(hl) = reference_plugin("host-local") else {
-        return;
-    };
+    let hl = reference_plugin("host-local");
     let env = env("mix-ptp-ours", ("ptp", our_plugin("ptp")), hl);
     let c = ptp_conf(&env, "mixnet", "10.240.62.0/24", "fd00:cafe:3e::/64");
     two_containers(&env, &c, &["10.240.62.1", "fd00:cafe:3e::1"]);
@@ -113,9 +107,7 @@ fn our_ptp_with_the_reference_host_local() {
 
 #[test]
 fn the_reference_ptp_with_our_host_local() {
-    let Some(ptp) = reference_plugin("ptp") else {
-        return;
-    };
+    let ptp = reference_plugin("ptp");
     let hl = require_our_host_local("the reference ptp delegating to our host-local");
     let env = env("mix-ptp-ref", ("ptp", ptp), hl);
     let c = ptp_conf(&env, "mixnet", "10.240.63.0/24", "fd00:cafe:3f::/64");
@@ -135,11 +127,7 @@ fn nat_rules(env: &PluginEnv) -> String {
 /// side's DEL removes what the other side's ADD made.
 #[test]
 fn ip_masq_rules_are_removed_by_the_other_side() {
-    let (Some(ref_bridge), Some(ref_hl)) =
-        (reference_plugin("bridge"), reference_plugin("host-local"))
-    else {
-        return;
-    };
+    let (ref_bridge, ref_hl) = (reference_plugin("bridge"), reference_plugin("host-local"));
     let env = PluginEnv::new("mix-masq", &[("host-local", &ref_hl)]);
     let ours = env.bin.add_plugin("bridge-ours", &our_plugin("bridge"));
     let theirs = env.bin.add_plugin("bridge-ref", &ref_bridge);

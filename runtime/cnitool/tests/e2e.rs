@@ -404,12 +404,10 @@ fn ifname_and_cni_args_reach_the_plugins() {
 /// VERSION before anything is created.
 #[test]
 fn drives_the_reference_plugins() {
-    let (Some(bridge), Some(host_local)) = (
+    let (bridge, host_local) = (
         cni_tests::reference_plugin("bridge"),
         cni_tests::reference_plugin("host-local"),
-    ) else {
-        return;
-    };
+    );
     let t = Tool::new("ct-goref", "ctgo0", "10.230.6.0/24");
     std::fs::remove_file(t.bin.path().join("bridge")).unwrap();
     std::fs::remove_file(t.bin.path().join("host-local")).unwrap();
