@@ -7,7 +7,9 @@
 //! Needs root and our plugins built (`cargo build -p bridge -p ptp -p
 //! loopback`), and a host-local (ours when built, else the reference one).
 
-use cni_tests::{default_host_local, our_plugin, Output, PluginEnv, TempDir, TestNetns};
+use cni_tests::{
+    default_host_local, host_local_ipam, our_plugin, Output, PluginEnv, TempDir, TestNetns,
+};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -127,4 +129,28 @@ fn open_if_present_takes_only_a_leftover_file_for_gone() {
     let ns = TestNetns::new("df-open-ns");
     assert!(cni_kernel::Netns::open(ns.path()).is_ok());
     assert!(cni_kernel::Netns::open("/proc/self/ns/net").is_ok());
+}
+
+/// `"mtu": 0` is "not set", as for the reference: the links get the
+/// kernel's default.
+#[test]
+fn mtu_zero_means_unset() {
+    let env = env("df-mtu");
+    let ctr = TestNetns::new("df-mtu-c");
+    let ctr2 = TestNetns::new("df-mtu-c2");
+    let br = json!({"cniVersion": "1.0.0", "name": "dfmtu", "type": "bridge",
+                    "bridge": "dfmtu0", "mtu": 0,
+                    "ipam": host_local_ipam(&env.data, &["10.241.1.0/24"])});
+    let r = env.add(&ctr, "m1", &br).ok().json();
+    assert_eq!(ctr.link("eth0").expect("eth0")["mtu"], 1500, "{r}");
+    assert_eq!(env.host.link("dfmtu0").expect("bridge")["mtu"], 1500);
+    env.verb("DEL", Some(&ctr), "m1", &br).ok();
+
+    let ptp = json!({"cniVersion": "1.0.0", "name": "dfmtup", "type": "ptp", "mtu": 0,
+                     "ipam": host_local_ipam(&env.data, &["10.241.2.0/24"])});
+    let r = env.add(&ctr2, "m2", &ptp).ok().json();
+    assert_eq!(ctr2.link("eth0").expect("eth0")["mtu"], 1500, "{r}");
+    let host_veth = r["interfaces"][0]["name"].as_str().expect("host veth");
+    assert_eq!(env.host.link(host_veth).expect("host veth")["mtu"], 1500);
+    env.verb("DEL", Some(&ctr2), "m2", &ptp).ok();
 }

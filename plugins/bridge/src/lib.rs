@@ -48,7 +48,8 @@ struct Conf {
     ip_masq: bool,
     #[serde(default)]
     ip_masq_backend: Option<String>,
-    #[serde(default)]
+    /// `0` is "not set", as for the reference.
+    #[serde(default, deserialize_with = "cni::types::zero_is_unset")]
     mtu: Option<u32>,
     #[serde(default)]
     hairpin_mode: bool,
@@ -522,6 +523,8 @@ mod tests {
         let c = conf(r#"{"name":"n","enabledad":true,"bridge":"br9"}"#).unwrap();
         assert!(c.enable_dad);
         assert_eq!(c.bridge_name(), "br9");
+        assert_eq!(conf(r#"{"name":"n","mtu":0}"#).unwrap().mtu, None);
+        assert_eq!(conf(r#"{"name":"n","mtu":9000}"#).unwrap().mtu, Some(9000));
     }
 
     #[test]

@@ -128,9 +128,70 @@ pub fn parse_config<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
         .map_err(|e| Error::decode(format!("failed to decode network config: {e}")))
 }
 
+/// Rename the keys of the object `v` that match one of `names` without
+/// regard to letter case to that name, as Go's encoding/json matches keys
+/// to struct fields (an exact match wins). Runtimes are Go programs and
+/// send capability arguments in their own spelling: containerd's CRI sends
+/// `{"HostPort": 80, "ContainerPort": 8080, ...}` for `portMappings`.
+/// Keys matching no name are left as they are.
+pub fn fold_keys(v: &mut Value, names: &[&str]) {
+    let Some(obj) = v.as_object_mut() else {
+        return;
+    };
+    let keys: Vec<String> = obj.keys().cloned().collect();
+    for k in keys {
+        if names.contains(&k.as_str()) {
+            continue;
+        }
+        if let Some(name) = names.iter().find(|n| n.eq_ignore_ascii_case(&k)) {
+            if !obj.contains_key(*name) {
+                if let Some(val) = obj.remove(&k) {
+                    obj.insert((*name).to_string(), val);
+                }
+            }
+        }
+    }
+}
+
+/// For `#[serde(default, deserialize_with = "cni::types::zero_is_unset")]`
+/// on an `Option<u32>` key such as `mtu`: `0` (and `null`) mean "not set",
+/// as in the reference plugins, whose Go structs cannot tell 0 from absent.
+pub fn zero_is_unset<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<u32>, D::Error> {
+    Ok(Option::<u32>::deserialize(d)?.filter(|v| *v != 0))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn keys_fold_as_go_matches_them() {
+        let mut v = serde_json::json!({"HostPort": 80, "containerport": 8080, "protocol": "tcp",
+                                        "hostIP": "", "HOSTIP": "x", "other": 1});
+        super::fold_keys(&mut v, &["hostPort", "containerPort", "protocol", "hostIP"]);
+        assert_eq!(
+            v,
+            serde_json::json!({"hostPort": 80, "containerPort": 8080, "protocol": "tcp",
+                               "hostIP": "", "HOSTIP": "x", "other": 1})
+        );
+    }
+
     use super::*;
+
+    #[test]
+    fn zero_is_unset_for_marked_keys() {
+        #[derive(Deserialize)]
+        struct C {
+            #[serde(default, deserialize_with = "zero_is_unset")]
+            mtu: Option<u32>,
+        }
+        let mtu = |j: &str| parse_config::<C>(j.as_bytes()).map(|c| c.mtu);
+        assert_eq!(mtu(r#"{"mtu":0}"#).unwrap(), None);
+        assert_eq!(mtu(r#"{"mtu":null}"#).unwrap(), None);
+        assert_eq!(mtu(r#"{}"#).unwrap(), None);
+        assert_eq!(mtu(r#"{"mtu":1400}"#).unwrap(), Some(1400));
+        assert_eq!(mtu(r#"{"mtu":-1}"#).unwrap_err().code, 6);
+    }
 
     #[derive(Deserialize, Default)]
     struct MyConf {

@@ -29,7 +29,8 @@ struct Conf {
     ip_masq: bool,
     #[serde(default)]
     ip_masq_backend: Option<String>,
-    #[serde(default)]
+    /// `0` is "not set", as for the reference.
+    #[serde(default, deserialize_with = "cni::types::zero_is_unset")]
     mtu: Option<u32>,
 }
 
@@ -233,6 +234,10 @@ mod tests {
                 .unwrap();
         c.validate().unwrap();
         assert_eq!(c.mtu, Some(1400));
+        let c: Conf =
+            cni::types::parse_config(br#"{"name":"n","ipam":{"type":"host-local"},"mtu":0}"#)
+                .unwrap();
+        assert_eq!(c.mtu, None, "0 is unset");
     }
 
     #[test]
