@@ -8,7 +8,7 @@
 //! loopback`), and a host-local (ours when built, else the reference one).
 
 use cni_tests::{
-    default_host_local, host_local_ipam, our_plugin, Output, PluginEnv, TempDir, TestNetns,
+    default_host_local, host_local_ipam, merge, our_plugin, Output, PluginEnv, TempDir, TestNetns,
 };
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -153,4 +153,74 @@ fn mtu_zero_means_unset() {
     let host_veth = r["interfaces"][0]["name"].as_str().expect("host veth");
     assert_eq!(env.host.link(host_veth).expect("host veth")["mtu"], 1500);
     env.verb("DEL", Some(&ctr2), "m2", &ptp).ok();
+}
+
+/// An `ipam` section host-local refuses (runs alongside the bridge work,
+/// so it fails after the bridge was made).
+fn refused_ipam(env: &PluginEnv) -> Value {
+    json!({"type": "host-local", "ranges": [[{"subnet": "not-a-subnet"}]],
+           "dataDir": env.data.path_str()})
+}
+
+/// A failed ADD removes the bridge it created itself, and never a bridge
+/// that was there before (empty, or with other containers on it).
+#[test]
+fn failed_add_removes_only_a_bridge_it_created() {
+    let env = env("df-br");
+    let ctr = TestNetns::new("df-br-c");
+    let before = env.host.link_names();
+    let bad = json!({"cniVersion": "1.0.0", "name": "dfbrn", "type": "bridge",
+                     "bridge": "dfbr1", "isGateway": true, "ipam": refused_ipam(&env)});
+    env.add(&ctr, "b1", &bad).cni_error();
+    assert!(env.host.link("dfbr1").is_none(), "the new bridge is left");
+    assert_eq!(env.host.link_names(), before);
+    assert_eq!(ctr.link_names(), ["lo"]);
+
+    // A bridge that was there before, empty: kept.
+    env.host
+        .exec(&["ip", "link", "add", "dfbr1", "type", "bridge"])
+        .ok();
+    env.add(&ctr, "b1", &bad).cni_error();
+    assert!(env.host.link("dfbr1").is_some(), "a pre-existing bridge");
+    env.host.exec(&["ip", "link", "del", "dfbr1"]).ok();
+
+    // A bridge made by an earlier ADD, carrying its container: kept, and
+    // that container stays attached.
+    let good = merge(
+        bad.clone(),
+        json!({"ipam": host_local_ipam(&env.data, &["10.241.3.0/24"])}),
+    );
+    let c1 = TestNetns::new("df-br-c1");
+    let r1 = env.add(&c1, "c1", &good).ok().json();
+    let port = r1["interfaces"][1]["name"].as_str().expect("host veth");
+    env.add(&ctr, "b2", &bad).cni_error();
+    let br = env.host.link("dfbr1").expect("the bridge stays");
+    assert_eq!(
+        env.host.link(port).expect("c1's port")["master"],
+        br["ifname"],
+        "c1's port left the bridge"
+    );
+    assert!(c1.ping_within("10.241.3.1", Duration::from_secs(5)));
+    env.verb("DEL", Some(&c1), "c1", &good).ok();
+    env.host.exec(&["ip", "link", "del", "dfbr1"]).ok();
+    assert_eq!(env.host.link_names(), before);
+}
+
+/// Same with an IPAM plugin that fails on its own (a fake), and the
+/// failure coming late (after the veth was made and enslaved).
+#[test]
+fn failed_add_with_a_failing_ipam_plugin_leaves_no_bridge() {
+    let env = env("df-br2");
+    env.bin.script(
+        "fail-ipam",
+        "cat >/dev/null\nsleep 0.2\nprintf '%s' '{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"no addresses today\"}'\nexit 1\n",
+    );
+    let ctr = TestNetns::new("df-br2-c");
+    let before = env.host.link_names();
+    let bad = json!({"cniVersion": "1.0.0", "name": "dfbrf", "type": "bridge",
+                     "bridge": "dfbr2", "ipam": {"type": "fail-ipam"}});
+    let msg = env.add(&ctr, "f1", &bad).error_with(11);
+    assert!(msg.contains("no addresses today"), "{msg}");
+    assert_eq!(env.host.link_names(), before);
+    assert_eq!(ctr.link_names(), ["lo"]);
 }

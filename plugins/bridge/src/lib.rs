@@ -4,7 +4,8 @@
 //! ADD: ensure the bridge, create the veth pair straight into the container,
 //! enslave and configure the host port, run IPAM, configure the container
 //! interface, give the bridge the gateway address, enable forwarding, add
-//! masquerade and MAC spoof-check rules. Any failure undoes what was done.
+//! masquerade and MAC spoof-check rules. Any failure undoes what was done,
+//! down to the bridge when this ADD created it (the reference leaves it).
 //! DEL: IPAM release, container link, rules; each step tolerates absence.
 //! CHECK, GC and STATUS as the spec asks, forwarding to IPAM.
 
@@ -137,8 +138,10 @@ impl Conf {
     }
 }
 
-/// Find or create the bridge and bring it up.
-fn ensure_bridge(nl: &mut Netlink, conf: &Conf) -> Result<Link> {
+/// Find or create the bridge and bring it up. A bridge this call creates
+/// is removed again if the ADD fails (see [`remove_bridge_if_unused`]); one
+/// that was already there is never touched by the rollback.
+fn ensure_bridge(nl: &mut Netlink, conf: &Conf, undo: &mut Rollback) -> Result<Link> {
     let name = conf.bridge_name();
     let existing = match nl.link_by_name(name) {
         Ok(l) => Some(l),
@@ -154,17 +157,27 @@ fn ensure_bridge(nl: &mut Netlink, conf: &Conf) -> Result<Link> {
         }
         Some(l) => l,
         None => {
-            match nl.create_bridge(&BridgeSpec {
+            let created = match nl.create_bridge(&BridgeSpec {
                 name: name.to_string(),
                 mtu: conf.mtu,
                 vlan_filtering: None,
             }) {
+                Ok(()) => true,
                 // Another ADD may have created it a moment ago.
-                Ok(()) => {}
-                Err(e) if e.is(libc::EEXIST) => {}
+                Err(e) if e.is(libc::EEXIST) => false,
                 Err(e) => return Err(e.into()),
-            }
+            };
             let l = nl.link_by_name(name)?;
+            if created {
+                // Pushed before anything else of this ADD touches the
+                // bridge: the undo steps run newest first, so our own port
+                // is gone by the time this one looks.
+                let (index, name) = (l.index, name.to_string());
+                undo.push(
+                    format!("delete bridge {name} made by this ADD"),
+                    move || remove_bridge_if_unused(index, &name).map_err(|e| e.to_string()),
+                );
+            }
             // A bridge should not autoconfigure from router adverts on the
             // container network.
             let key = format!("net/ipv6/conf/{name}/accept_ra");
@@ -181,6 +194,31 @@ fn ensure_bridge(nl: &mut Netlink, conf: &Conf) -> Result<Link> {
         nl.set_up(br.index)?;
     }
     Ok(br)
+}
+
+/// Undo of a bridge this ADD created: delete it, unless another ADD has
+/// put a port on it meanwhile (it is then that ADD's bridge too) or it is
+/// no longer the link we made. An ADD that enslaves its port in the
+/// instant between the look and the delete fails with ENODEV and is
+/// retried by the runtime, as for any failed ADD.
+fn remove_bridge_if_unused(index: u32, name: &str) -> cni_kernel::Result<()> {
+    let mut nl = Netlink::open()?;
+    let br = match nl.link_by_index(index) {
+        Ok(l) => l,
+        Err(e) if e.is_not_found() => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if br.name != name || br.kind.as_deref() != Some("bridge") {
+        return Ok(());
+    }
+    if nl.links()?.iter().any(|l| l.master == Some(index)) {
+        log::info!("rollback: bridge {name} has ports of other containers, keeping it");
+        return Ok(());
+    }
+    match nl.del_link(index) {
+        Err(e) if !e.is_not_found() => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// The gateway of an address: the one IPAM gave, or with `isGateway` the
@@ -259,7 +297,7 @@ impl Plugin for Bridge {
         let ipam = IpamAdd::start(req)?;
 
         // Host side: the bridge and a port for this container.
-        let br = ensure_bridge(&mut host, &conf)?;
+        let br = ensure_bridge(&mut host, &conf, &mut undo)?;
         let pair = PairSpec {
             ifname: &req.ifname,
             mtu: conf.mtu,
