@@ -15,15 +15,27 @@
 //!
 //! * every entry is checked against its address file before it is acted on,
 //!   and a mismatch throws the index away and rebuilds it from the files;
-//! * the stamp records the network directory's inode, mtime and size and the
-//!   content and mtime of every `last_reserved_ip.N`. Any reservation made by
-//!   someone else (the reference binary, an operator) creates a file, which
-//!   changes the directory's mtime, and a reference ADD rewrites
-//!   `last_reserved_ip.N`; on any difference the index is rebuilt from a scan.
-//!   A mutation first deletes the stamp and writes it back when done, so a
-//!   crash in between also forces a rebuild;
+//! * the stamp records the boot, the network directory's inode, mtime and
+//!   size and the content and mtime of every `last_reserved_ip.N`. Any
+//!   reservation made by someone else (the reference binary, an operator)
+//!   creates a file, which changes the directory's mtime, and a reference
+//!   ADD rewrites `last_reserved_ip.N`; on any difference the index is
+//!   rebuilt from a scan. A mutation first deletes the stamp and writes it
+//!   back when done, so a process killed in between also forces a rebuild.
+//!   The index is never synced to disk: after a crash of the machine, what
+//!   reached the disk is unknown, but the boot ID has changed, so the first
+//!   run after the reboot rebuilds;
+//! * the stamp also lists which owner buckets exist, so a bucket that
+//!   disappears is damage, never "no entries"; so is an unreadable bucket or
+//!   bitmap: the index is rebuilt;
 //! * a "held" bit only lets an address be skipped; before reporting a range
-//!   set exhausted, the caller re-checks the files themselves.
+//!   set exhausted, the caller re-checks the files themselves;
+//! * a failure to update the index after a reservation does not fail the
+//!   operation: the index is left without a stamp and rebuilt next time.
+//!
+//! Every file is opened relative to the network directory's descriptor with
+//! `O_NOFOLLOW`: a link planted in the index is never followed, and makes
+//! the index look damaged, so it is rebuilt (the link itself removed).
 //!
 //! The reference's DEL reads every regular file under the network directory,
 //! subdirectories included, and deletes those whose trimmed content equals
@@ -33,21 +45,26 @@
 
 use crate::ip;
 use crate::range::RangeSet;
-use crate::store::{Owner, Store, LAST_RESERVED_PREFIX};
+use crate::store::{
+    describe, kind, list_at, open_at, read_at, stat_at, unlink_at, write_at, Owner, Store,
+    LAST_RESERVED_PREFIX,
+};
 use cni::error::PLUGIN_FAILURE;
 use cni::{Error, Result};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::{Mode, SFlag};
+use nix::unistd::UnlinkatFlags;
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, OpenOptions};
-use std::io::{ErrorKind, Write};
 use std::net::IpAddr;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 
 /// The index directory's name inside the network directory.
 pub const INDEX_DIR: &str = ".host-local-index";
 const STAMP: &str = "stamp";
 const HEADER: &str =
-    "# host-local index v1: a cache rebuilt from the address files; safe to delete\n";
+    "# host-local index v2: a cache rebuilt from the address files; safe to delete\n";
 const BUCKETS: u64 = 256;
 /// Ranges up to this many addresses get a bitmap (2 MiB at most); larger
 /// ones (IPv6 /64s) are so sparsely used that probing finds a free address
@@ -57,6 +74,9 @@ const PAGE: u64 = 4096;
 /// Bitmaps start with this, so their content can never look like a container ID.
 const BITMAP_HEADER: &[u8; 8] = b"#bitmap\n";
 const BITMAP_BASE: u64 = BITMAP_HEADER.len() as u64;
+/// Changes at every boot: a stamp written before a crash of the machine
+/// never matches after it.
+const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 
 /// One reservation as the index records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,8 +90,8 @@ fn storable(s: &str) -> bool {
     !s.is_empty() && !s.starts_with('#') && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-fn fail(what: impl std::fmt::Display, e: impl std::fmt::Display) -> Error {
-    Error::new(PLUGIN_FAILURE, format!("{what}: {e}"))
+fn fail(what: impl std::fmt::Display, e: Errno) -> Error {
+    Error::new(PLUGIN_FAILURE, format!("{what}: {}", describe(e)))
 }
 
 /// FNV-1a: a stable hash, so every version of this plugin picks the same bucket.
@@ -84,19 +104,55 @@ fn bucket_of(id: &str) -> u64 {
     h % BUCKETS
 }
 
+fn bucket_name(b: u64) -> String {
+    format!("owners-{b:02x}")
+}
+
 /// The index of one locked network directory.
 pub struct Index<'s> {
     store: &'s Store,
-    dir: PathBuf,
+    /// The index directory, `None` if it is missing or not a directory.
+    fd: Option<OwnedFd>,
     sets: &'s [RangeSet],
-    pages: HashMap<(PathBuf, u64), Vec<u8>>,
+    pages: HashMap<(String, u64), Vec<u8>>,
     /// Whether the index described the directory when opened (or was rebuilt since).
     fresh: bool,
     /// Set when a file turned up that the index did not know: sealing then
     /// rebuilds instead, so no owner is left out.
     stale: bool,
+    /// Set when an update failed: the index must not be sealed, so the next
+    /// run rebuilds it.
+    poisoned: bool,
+    /// Which owner buckets exist (bit `b` for `owners-<b>`), as the stamp
+    /// recorded them and updated since; `None` when not known (no valid
+    /// stamp), and then every missing bucket counts as damage.
+    present: Option<[u64; 4]>,
     /// How many times this process rebuilt the index (tests and benchmarks look).
     pub rebuilds: u32,
+}
+
+fn has_bucket(present: &[u64; 4], b: u64) -> bool {
+    present[(b / 64) as usize] & (1 << (b % 64)) != 0
+}
+
+/// The stamp's last line: the existing buckets, as 64 hex digits.
+fn buckets_line(present: &[u64; 4]) -> String {
+    format!(
+        "buckets {:016x}{:016x}{:016x}{:016x}\n",
+        present[0], present[1], present[2], present[3]
+    )
+}
+
+fn parse_buckets_line(rest: &str) -> Option<[u64; 4]> {
+    let hex = rest.strip_prefix("buckets ")?.strip_suffix('\n')?;
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0u64; 4];
+    for (i, w) in out.iter_mut().enumerate() {
+        *w = u64::from_str_radix(&hex[i * 16..(i + 1) * 16], 16).ok()?;
+    }
+    Some(out)
 }
 
 impl<'s> Index<'s> {
@@ -109,19 +165,53 @@ impl<'s> Index<'s> {
 
     /// Open the index without rebuilding it; see [`Index::is_fresh`].
     pub fn open(store: &'s Store, sets: &'s [RangeSet]) -> Result<Index<'s>> {
+        let fd = nix::fcntl::openat(
+            store.fd(),
+            INDEX_DIR,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok();
         let mut idx = Index {
             store,
-            dir: store.dir().join(INDEX_DIR),
+            fd,
             sets,
             pages: HashMap::new(),
             fresh: false,
             stale: false,
+            poisoned: false,
+            present: None,
             rebuilds: 0,
         };
-        let current = idx.stamp_now()?;
-        let recorded = fs::read_to_string(idx.dir.join(STAMP)).ok();
-        idx.fresh = recorded.as_deref() == Some(current.as_str()) && idx.bitmaps_present();
+        if idx.fd.is_some() {
+            let current = idx.stamp_now()?;
+            let recorded = idx.dir().and_then(|d| read_at(d, STAMP).ok());
+            idx.present = recorded
+                .as_deref()
+                .and_then(|r| r.strip_prefix(current.as_bytes()))
+                .and_then(|rest| std::str::from_utf8(rest).ok())
+                .and_then(parse_buckets_line);
+            idx.fresh = idx.present.is_some() && idx.bitmaps_present();
+        }
         Ok(idx)
+    }
+
+    fn dir(&self) -> Option<BorrowedFd<'_>> {
+        self.fd.as_ref().map(|f| f.as_fd())
+    }
+
+    /// The index directory, or an error saying it is missing.
+    fn dir_or_err(&self) -> Result<BorrowedFd<'_>> {
+        self.dir().ok_or_else(|| {
+            Error::new(
+                PLUGIN_FAILURE,
+                format!("{}/{INDEX_DIR} is missing", self.store.dir().display()),
+            )
+        })
+    }
+
+    fn at(&self, name: &str) -> String {
+        format!("{}/{INDEX_DIR}/{name}", self.store.dir().display())
     }
 
     /// Whether the index can be trusted to know every reservation.
@@ -143,25 +233,42 @@ impl<'s> Index<'s> {
         self.sets.get(i)
     }
 
-    /// `a` turned out to be held although the index said it was free: note
-    /// it, and rebuild at [`Index::seal`] to learn its owner.
-    pub fn surprise(&mut self, a: IpAddr) -> Result<()> {
-        self.stale = true;
-        self.set_bit(a, true)
+    /// An update failed after the files changed: log it, and leave the index
+    /// unsealed so the next run rebuilds it from the files.
+    pub fn poison(&mut self, e: &Error) {
+        if !self.poisoned {
+            log::warn!("index update failed ({}); it will be rebuilt", e.msg);
+        }
+        self.poisoned = true;
+        self.fresh = false;
     }
 
-    fn bitmap_path(&self, set: usize, range: usize) -> Option<(PathBuf, u128)> {
+    /// `a` turned out to be held although the index said it was free: note
+    /// it, and rebuild at [`Index::seal`] to learn its owner. Never fails:
+    /// an index that cannot be updated is poisoned instead.
+    pub fn surprise(&mut self, a: IpAddr) {
+        self.stale = true;
+        if let Err(e) = self.set_bit(a, true) {
+            self.poison(&e);
+        }
+    }
+
+    fn bitmap_name(&self, set: usize, range: usize) -> Option<(String, u128)> {
         let r = self.sets.get(set)?.0.get(range)?;
         let size = r.size();
-        (size <= MAX_BITMAP_ADDRS)
-            .then(|| (self.dir.join(format!("bits-{}-{}", r.start, r.end)), size))
+        (size <= MAX_BITMAP_ADDRS).then(|| (format!("bits-{}-{}", r.start, r.end), size))
     }
 
     fn bitmaps_present(&self) -> bool {
+        let Some(dir) = self.dir() else {
+            return false;
+        };
         self.sets.iter().enumerate().all(|(si, s)| {
-            (0..s.0.len()).all(|ri| match self.bitmap_path(si, ri) {
-                Some((p, size)) => fs::metadata(p).is_ok_and(|m| {
-                    u128::from(m.len()) == u128::from(BITMAP_BASE) + size.div_ceil(8)
+            (0..s.0.len()).all(|ri| match self.bitmap_name(si, ri) {
+                Some((name, size)) => stat_at(dir, &name).ok().flatten().is_some_and(|st| {
+                    kind(&st) == SFlag::S_IFREG
+                        && u128::try_from(st.st_size).ok()
+                            == Some(u128::from(BITMAP_BASE) + size.div_ceil(8))
                 }),
                 None => true,
             })
@@ -169,24 +276,27 @@ impl<'s> Index<'s> {
     }
 
     /// What the directory looks like now; equal to the recorded stamp only
-    /// if nobody but us changed it since.
+    /// if nobody but us changed it since, in this boot.
     fn stamp_now(&self) -> Result<String> {
-        let d = self.store.dir();
-        let m = fs::metadata(d).map_err(|e| fail(format_args!("stat {}", d.display()), e))?;
+        let d = self.store.fd();
+        let m = nix::sys::stat::fstat(d)
+            .map_err(|e| fail(format_args!("stat {}", self.store.dir().display()), e))?;
+        let boot = std::fs::read_to_string(BOOT_ID).unwrap_or_default();
         let mut s = format!(
-            "{HEADER}dir {} {} {} {}\n",
-            m.ino(),
-            m.mtime(),
-            m.mtime_nsec(),
-            m.size()
+            "{HEADER}boot {}\ndir {} {} {} {}\n",
+            boot.trim(),
+            m.st_ino,
+            m.st_mtime,
+            m.st_mtime_nsec,
+            m.st_size
         );
         for i in 0..self.sets.len() {
-            let p = d.join(format!("{LAST_RESERVED_PREFIX}{i}"));
-            match (fs::metadata(&p), fs::read(&p)) {
-                (Ok(m), Ok(c)) => s.push_str(&format!(
+            let name = format!("{LAST_RESERVED_PREFIX}{i}");
+            match (stat_at(d, &name), read_at(d, &name)) {
+                (Ok(Some(m)), Ok(c)) => s.push_str(&format!(
                     "last {i} {} {} {}\n",
-                    m.mtime(),
-                    m.mtime_nsec(),
+                    m.st_mtime,
+                    m.st_mtime_nsec,
                     String::from_utf8_lossy(&c).escape_default()
                 )),
                 _ => s.push_str(&format!("last {i} -\n")),
@@ -198,23 +308,77 @@ impl<'s> Index<'s> {
     /// Mark the index as being changed: until [`Index::seal`] runs, any
     /// reader (including a later run of ours after a crash) rebuilds it.
     pub fn begin(&self) -> Result<()> {
-        match fs::remove_file(self.dir.join(STAMP)) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(fail("invalidate index stamp", e)),
+        match self.dir() {
+            Some(d) => unlink_at(d, STAMP)
+                .map(|_| ())
+                .map_err(|e| fail(format_args!("invalidate {}", self.at(STAMP)), e)),
+            None => Ok(()),
         }
     }
 
-    /// Record that the index describes the directory as it is now.
+    /// Record that the index describes the directory as it is now. A
+    /// poisoned index stays unsealed.
     pub fn seal(&mut self) -> Result<()> {
+        if self.poisoned {
+            return Ok(());
+        }
         if self.stale {
             self.stale = false;
             return self.rebuild(None);
         }
-        let s = self.stamp_now()?;
-        write_file(&self.dir.join(STAMP), s.as_bytes())?;
+        let present = self.present.ok_or_else(|| {
+            Error::new(
+                PLUGIN_FAILURE,
+                "internal: sealing an index whose buckets are unknown",
+            )
+        })?;
+        let s = self.stamp_now()? + &buckets_line(&present);
+        let d = self.dir_or_err()?;
+        write_at(d, STAMP, s.as_bytes())
+            .map_err(|e| fail(format_args!("write {}", self.at(STAMP)), e))?;
         self.fresh = true;
         Ok(())
+    }
+
+    /// Remove the index directory (or whatever is in its place: a link is
+    /// unlinked, never followed).
+    fn remove_dir(&mut self) -> Result<()> {
+        self.fd = None;
+        let top = self.store.fd();
+        let what = || format!("{}/{INDEX_DIR}", self.store.dir().display());
+        let Some(st) =
+            stat_at(top, INDEX_DIR).map_err(|e| fail(format_args!("stat {}", what()), e))?
+        else {
+            return Ok(());
+        };
+        if kind(&st) != SFlag::S_IFDIR {
+            return unlink_at(top, INDEX_DIR)
+                .map(|_| ())
+                .map_err(|e| fail(format_args!("remove {}", what()), e));
+        }
+        let dir = nix::fcntl::openat(
+            top,
+            INDEX_DIR,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| fail(format_args!("open {}", what()), e))?;
+        let entries = list_at(dir.as_fd()).map_err(|e| fail(format_args!("list {}", what()), e))?;
+        for (name, k) in entries {
+            let flag = if k == SFlag::S_IFDIR {
+                UnlinkatFlags::RemoveDir
+            } else {
+                UnlinkatFlags::NoRemoveDir
+            };
+            match nix::unistd::unlinkat(dir.as_fd(), name.as_str(), flag) {
+                Ok(()) | Err(Errno::ENOENT) => {}
+                Err(e) => return Err(fail(format_args!("remove {}", self.at(&name)), e)),
+            }
+        }
+        match nix::unistd::unlinkat(top, INDEX_DIR, UnlinkatFlags::RemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(e) => Err(fail(format_args!("remove {}", what()), e)),
+        }
     }
 
     /// Throw the index away and rebuild it from the address files (or from
@@ -223,17 +387,24 @@ impl<'s> Index<'s> {
         self.rebuilds += 1;
         self.pages.clear();
         self.stale = false;
+        self.poisoned = false;
         let all = match scanned {
             Some(s) => s,
             None => self.store.scan()?,
         };
-        match fs::remove_dir_all(&self.dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(fail(format_args!("remove {}", self.dir.display()), e)),
-        }
-        fs::create_dir(&self.dir)
-            .map_err(|e| fail(format_args!("create {}", self.dir.display()), e))?;
+        self.remove_dir()?;
+        let top = self.store.fd();
+        let what = format!("{}/{INDEX_DIR}", self.store.dir().display());
+        nix::sys::stat::mkdirat(top, INDEX_DIR, Mode::from_bits_truncate(0o700))
+            .map_err(|e| fail(format_args!("create {what}"), e))?;
+        let fd = nix::fcntl::openat(
+            top,
+            INDEX_DIR,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| fail(format_args!("open {what}"), e))?;
+        self.fd = Some(fd);
 
         let mut buckets: BTreeMap<u64, String> = BTreeMap::new();
         for (a, o) in &all {
@@ -241,12 +412,15 @@ impl<'s> Index<'s> {
                 buckets.entry(bucket_of(&o.id)).or_default().push_str(&line);
             }
         }
+        let mut present = [0u64; 4];
         for (b, lines) in buckets {
-            write_file(&self.bucket_path(b), format!("{HEADER}{lines}").as_bytes())?;
+            self.write(&bucket_name(b), format!("{HEADER}{lines}").as_bytes())?;
+            present[(b / 64) as usize] |= 1 << (b % 64);
         }
+        self.present = Some(present);
         for (si, set) in self.sets.iter().enumerate() {
             for (ri, r) in set.0.iter().enumerate() {
-                let Some((path, size)) = self.bitmap_path(si, ri) else {
+                let Some((name, size)) = self.bitmap_name(si, ri) else {
                     continue;
                 };
                 // `size` is at most 2^24 here, so the cast is exact.
@@ -257,46 +431,60 @@ impl<'s> Index<'s> {
                         bits[BITMAP_HEADER.len() + (off / 8) as usize] |= 1 << (off % 8);
                     }
                 }
-                write_file(&path, &bits)?;
+                self.write(&name, &bits)?;
             }
         }
         self.seal()
     }
 
-    fn bucket_path(&self, b: u64) -> PathBuf {
-        self.dir.join(format!("owners-{b:02x}"))
+    /// Write a whole index file (0600: it names containers).
+    fn write(&self, name: &str, data: &[u8]) -> Result<()> {
+        write_at(self.dir_or_err()?, name, data)
+            .map_err(|e| fail(format_args!("write {}", self.at(name)), e))
+    }
+
+    /// The parsed bucket `b`: empty if the index knows it does not exist;
+    /// `None` if it should exist and is missing, unreadable or damaged.
+    fn read_bucket(&self, b: u64) -> Option<Vec<Entry>> {
+        if self.present.is_some_and(|p| !has_bucket(&p, b)) {
+            return Some(Vec::new());
+        }
+        let text = read_at(self.dir()?, &bucket_name(b)).ok()?;
+        parse_bucket(&String::from_utf8_lossy(&text))
+    }
+
+    /// Write bucket `b` and record that it exists.
+    fn write_bucket(&mut self, b: u64, entries: &[Entry]) -> Result<()> {
+        self.write(&bucket_name(b), bucket_text(entries).as_bytes())?;
+        if let Some(p) = self.present.as_mut() {
+            p[(b / 64) as usize] |= 1 << (b % 64);
+        }
+        Ok(())
     }
 
     /// Every reservation the index records for container `id`.
     pub fn entries(&mut self, id: &str) -> Result<Vec<Entry>> {
-        let path = self.bucket_path(bucket_of(id));
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(fail(format_args!("read {}", path.display()), e)),
-        };
-        match parse_bucket(&text) {
-            Some(all) => Ok(all
-                .into_iter()
-                .filter(|e| e.owner.id == id.trim())
-                .collect()),
+        let b = bucket_of(id);
+        let all = match self.read_bucket(b) {
+            Some(all) => all,
             None => {
-                log::warn!("index bucket {} is damaged; rebuilding", path.display());
+                log::warn!(
+                    "index bucket {} is missing or damaged; rebuilding",
+                    self.at(&bucket_name(b))
+                );
                 self.rebuild(None)?;
-                self.entries_no_rebuild(id)
+                self.read_bucket(b).ok_or_else(|| {
+                    Error::new(
+                        PLUGIN_FAILURE,
+                        format!(
+                            "{} unreadable right after a rebuild",
+                            self.at(&bucket_name(b))
+                        ),
+                    )
+                })?
             }
-        }
-    }
-
-    fn entries_no_rebuild(&self, id: &str) -> Result<Vec<Entry>> {
-        let path = self.bucket_path(bucket_of(id));
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(fail(format_args!("read {}", path.display()), e)),
         };
-        Ok(parse_bucket(&text)
-            .unwrap_or_default()
+        Ok(all
             .into_iter()
             .filter(|e| e.owner.id == id.trim())
             .collect())
@@ -304,15 +492,19 @@ impl<'s> Index<'s> {
 
     /// Record a new reservation. Call between [`Index::begin`] and [`Index::seal`].
     pub fn add(&mut self, a: IpAddr, owner: &Owner) -> Result<()> {
-        if let Some(line) = entry_line(a, owner) {
-            let path = self.bucket_path(bucket_of(&owner.id));
-            let mut text = match fs::read_to_string(&path) {
-                Ok(t) => t,
-                Err(e) if e.kind() == ErrorKind::NotFound => HEADER.to_string(),
-                Err(e) => return Err(fail(format_args!("read {}", path.display()), e)),
-            };
-            text.push_str(&line);
-            write_file(&path, text.as_bytes())?;
+        if entry_line(a, owner).is_some() {
+            let b = bucket_of(&owner.id);
+            let mut entries = self.read_bucket(b).ok_or_else(|| {
+                Error::new(
+                    PLUGIN_FAILURE,
+                    format!("{} is missing or damaged", self.at(&bucket_name(b))),
+                )
+            })?;
+            entries.push(Entry {
+                ip: a,
+                owner: owner.clone(),
+            });
+            self.write_bucket(b, &entries)?;
         }
         self.set_bit(a, true)
     }
@@ -322,55 +514,54 @@ impl<'s> Index<'s> {
         if released.is_empty() {
             return Ok(());
         }
-        let path = self.bucket_path(bucket_of(id));
-        if let Ok(text) = fs::read_to_string(&path) {
-            let kept: Vec<Entry> = parse_bucket(&text)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|e| !(e.owner.id == id.trim() && released.contains(&e.ip)))
-                .collect();
-            if kept.is_empty() {
-                fs::remove_file(&path)
-                    .map_err(|e| fail(format_args!("remove {}", path.display()), e))?;
-            } else {
-                let mut out = HEADER.to_string();
-                for e in &kept {
-                    out.push_str(&entry_line(e.ip, &e.owner).unwrap_or_default());
-                }
-                write_file(&path, out.as_bytes())?;
-            }
-        }
+        let b = bucket_of(id);
+        let kept: Vec<Entry> = self
+            .read_bucket(b)
+            .ok_or_else(|| {
+                Error::new(
+                    PLUGIN_FAILURE,
+                    format!("{} is missing or damaged", self.at(&bucket_name(b))),
+                )
+            })?
+            .into_iter()
+            .filter(|e| !(e.owner.id == id.trim() && released.contains(&e.ip)))
+            .collect();
+        // An emptied bucket stays, header only: it is still listed as present.
+        self.write_bucket(b, &kept)?;
         for a in released {
             self.set_bit(*a, false)?;
         }
         Ok(())
     }
 
-    /// Where `a`'s bit lives: bitmap file and bit offset.
-    fn locate(&self, a: IpAddr) -> Option<(PathBuf, u128)> {
+    /// Where `a`'s bit lives: bitmap file name and bit offset.
+    fn locate(&self, a: IpAddr) -> Option<(String, u128)> {
         self.sets.iter().enumerate().find_map(|(si, s)| {
             let (ri, r) = s.range_for(a)?;
-            let (path, _) = self.bitmap_path(si, ri)?;
-            Some((path, r.offset_of(a)?))
+            let (name, _) = self.bitmap_name(si, ri)?;
+            Some((name, r.offset_of(a)?))
         })
     }
 
     /// Whether the index believes `a` is held. `false` when it has no bitmap
     /// for `a`'s range: the caller then simply tries the address.
     pub fn maybe_held(&mut self, a: IpAddr) -> Result<bool> {
-        let Some((path, off)) = self.locate(a) else {
+        let Some((name, off)) = self.locate(a) else {
             return Ok(false);
         };
         let byte = BITMAP_BASE + (off / 8) as u64;
         let page = byte / PAGE;
-        let key = (path, page);
+        let key = (name, page);
         if !self.pages.contains_key(&key) {
-            let f = fs::File::open(&key.0)
-                .map_err(|e| fail(format_args!("open {}", key.0.display()), e))?;
+            let f = open_at(self.dir_or_err()?, &key.0, OFlag::O_RDONLY, 0)
+                .map_err(|e| fail(format_args!("open {}", self.at(&key.0)), e))?;
             let mut buf = vec![0u8; PAGE as usize];
-            let n = f
-                .read_at(&mut buf, page * PAGE)
-                .map_err(|e| fail(format_args!("read {}", key.0.display()), e))?;
+            let n = f.read_at(&mut buf, page * PAGE).map_err(|e| {
+                fail(
+                    format_args!("read {}", self.at(&key.0)),
+                    crate::store::io_errno(e),
+                )
+            })?;
             buf.truncate(n);
             self.pages.insert(key.clone(), buf);
         }
@@ -384,29 +575,36 @@ impl<'s> Index<'s> {
 
     /// Set or clear `a`'s bit (no-op without a bitmap for its range).
     pub fn set_bit(&mut self, a: IpAddr, held: bool) -> Result<()> {
-        let Some((path, off)) = self.locate(a) else {
+        let Some((name, off)) = self.locate(a) else {
             return Ok(());
         };
         let byte = BITMAP_BASE + (off / 8) as u64;
         let mask = 1u8 << (off % 8);
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| fail(format_args!("open {}", path.display()), e))?;
+        let f = open_at(self.dir_or_err()?, &name, OFlag::O_RDWR, 0)
+            .map_err(|e| fail(format_args!("open {}", self.at(&name)), e))?;
+        let io = |e: std::io::Error| crate::store::io_errno(e);
         let mut cur = [0u8; 1];
         f.read_exact_at(&mut cur, byte)
-            .map_err(|e| fail(format_args!("read {}", path.display()), e))?;
+            .map_err(|e| fail(format_args!("read {}", self.at(&name)), io(e)))?;
         let new = if held { cur[0] | mask } else { cur[0] & !mask };
         f.write_all_at(&[new], byte)
-            .map_err(|e| fail(format_args!("write {}", path.display()), e))?;
-        if let Some(p) = self.pages.get_mut(&(path, byte / PAGE)) {
+            .map_err(|e| fail(format_args!("write {}", self.at(&name)), io(e)))?;
+        if let Some(p) = self.pages.get_mut(&(name, byte / PAGE)) {
             if let Some(b) = p.get_mut((byte % PAGE) as usize) {
                 *b = new;
             }
         }
         Ok(())
     }
+}
+
+/// A bucket file's text for `entries` (those that can be stored).
+fn bucket_text(entries: &[Entry]) -> String {
+    let mut out = HEADER.to_string();
+    for e in entries {
+        out.push_str(&entry_line(e.ip, &e.owner).unwrap_or_default());
+    }
+    out
 }
 
 /// `"<ip> <id> [<ifname>]\n"`, or `None` if the owner cannot be stored
@@ -445,22 +643,12 @@ fn parse_bucket(text: &str) -> Option<Vec<Entry>> {
     Some(out)
 }
 
-/// Write a whole index file (0600: it names containers).
-fn write_file(path: &Path, data: &[u8]) -> Result<()> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .and_then(|mut f| f.write_all(data))
-        .map_err(|e| fail(format_args!("write {}", path.display()), e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::range::RangeConf;
+    use std::fs;
+    use std::path::PathBuf;
 
     fn set(subnet: &str) -> RangeSet {
         RangeSet::from_conf(
@@ -527,7 +715,13 @@ mod tests {
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].ip, a);
         // A damaged bucket is rebuilt, not trusted.
-        fs::write(idx.bucket_path(bucket_of("ref")), "garbage").unwrap();
+        fs::write(
+            d.join("n")
+                .join(INDEX_DIR)
+                .join(bucket_name(bucket_of("ref"))),
+            "garbage",
+        )
+        .unwrap();
         assert_eq!(idx.entries("ref").unwrap().len(), 1);
         assert_eq!(idx.rebuilds, 2);
         drop(idx);
@@ -560,8 +754,41 @@ mod tests {
         assert!(!idx.maybe_held(a).unwrap());
         assert_eq!(idx.entries("c1").unwrap().len(), 1);
         idx.remove("c1", &[b]).unwrap();
-        assert!(!idx.bucket_path(bucket_of("c1")).exists());
+        // The bucket stays, empty: only a damaged index lacks one.
+        assert!(idx.entries("c1").unwrap().is_empty());
+        assert!(d
+            .join("n")
+            .join(INDEX_DIR)
+            .join(bucket_name(bucket_of("c1")))
+            .is_file());
         drop(idx);
+        drop(s);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_stamp_from_another_boot_is_stale() {
+        let d = tmp("boot");
+        let sets = vec![set("10.3.0.0/24")];
+        let s = Store::open(&d, "n").unwrap();
+        let idx = Index::load(&s, &sets).unwrap();
+        let boot = fs::read_to_string(BOOT_ID).unwrap();
+        assert!(idx
+            .stamp_now()
+            .unwrap()
+            .contains(&format!("boot {}\n", boot.trim())));
+        drop(idx);
+        assert!(Index::open(&s, &sets).unwrap().is_fresh());
+        // What a stamp written before a crash of the machine looks like.
+        let stamp = d.join("n").join(INDEX_DIR).join(STAMP);
+        let text = fs::read_to_string(&stamp).unwrap();
+        fs::write(&stamp, text.replace(boot.trim(), "another-boot")).unwrap();
+        assert!(!Index::open(&s, &sets).unwrap().is_fresh());
+        let mut p = [0u64; 4];
+        p[1] = 5;
+        p[3] = 1 << 63;
+        assert_eq!(parse_buckets_line(&buckets_line(&p)), Some(p));
+        assert_eq!(parse_buckets_line("buckets 12\n"), None);
         drop(s);
         fs::remove_dir_all(&d).unwrap();
     }

@@ -125,8 +125,12 @@ pub fn allocate(cfg: &Config, id: &str, ifname: &str) -> Result<CniResult> {
     let mut taken = Vec::new();
     // The round-robin cursors move only once every range set has its
     // address: a failed ADD leaves none of them written.
+    // Each file's content was synced before it got its name; syncing the
+    // directory makes the names durable before the runtime is told.
     let result = take_all(cfg, &store, &mut idx, id, ifname, &mut taken)
-        .and_then(|ips| set_cursors(&store, &taken).map(|()| ips));
+        .and_then(|ips| set_cursors(&store, &taken).map(|()| ips))
+        .and_then(|ips| store.sync().map(|()| ips));
+    store.unstage();
     match result {
         Ok(ips) => {
             // The addresses are ours and on disk; the index is only a cache.
@@ -150,7 +154,10 @@ pub fn allocate(cfg: &Config, id: &str, ifname: &str) -> Result<CniResult> {
                 }
             }
             // Leave the index unsealed if the undo fails: the next run rebuilds it.
-            if let Err(ie) = idx.remove(id, &taken).and_then(|()| idx.seal()) {
+            if let Err(ie) = idx.remove(id, &taken) {
+                idx.poison(&ie);
+            }
+            if let Err(ie) = idx.seal() {
                 log::warn!("index update after failed ADD: {ie}");
             }
             Err(e)
@@ -185,7 +192,7 @@ fn take_all(
                 }
                 r.ip
             }
-            None => find_free(store, idx, si, id, ifname)?.ok_or_else(|| {
+            None => find_free(store, idx, set, si, id, ifname)?.ok_or_else(|| {
                 Error::new(
                     ERR_EXHAUSTED,
                     format!(
@@ -195,7 +202,11 @@ fn take_all(
             })?,
         };
         taken.push(a);
-        idx.add(a, &owner)?;
+        // The index is a cache: failing to record the address must neither
+        // fail the ADD nor keep the address (it is in `taken` already).
+        if let Err(e) = idx.add(a, &owner) {
+            idx.poison(&e);
+        }
         // Every address handed out lies in one range of this set.
         let range = set
             .range_for(a)
@@ -217,17 +228,19 @@ fn take_all(
 fn set_cursors(store: &Store, taken: &[IpAddr]) -> Result<()> {
     let mut before = Vec::with_capacity(taken.len());
     for (si, a) in taken.iter().enumerate() {
-        let old = store.read_cursor(si);
+        let old = match store.read_cursor(si) {
+            Ok(old) => old,
+            Err(e) => {
+                restore_cursors(store, before);
+                return Err(e);
+            }
+        };
         match store.set_last_reserved(si, *a) {
             Ok(()) => before.push((si, old)),
             Err(e) => {
                 // This one may be half-written too.
                 before.push((si, old));
-                for (si, old) in before.into_iter().rev() {
-                    if let Err(re) = store.restore_cursor(si, old.as_deref()) {
-                        log::error!("restore last_reserved_ip.{si}: {re}");
-                    }
-                }
+                restore_cursors(store, before);
                 return Err(e);
             }
         }
@@ -235,19 +248,32 @@ fn set_cursors(store: &Store, taken: &[IpAddr]) -> Result<()> {
     Ok(())
 }
 
+fn restore_cursors(store: &Store, before: Vec<(usize, Option<Vec<u8>>)>) {
+    for (si, old) in before.into_iter().rev() {
+        if let Err(re) = store.restore_cursor(si, old.as_deref()) {
+            log::error!("restore last_reserved_ip.{si}: {re}");
+        }
+    }
+}
+
 /// The first free address of range set `si`, in the reference's order.
+///
+/// Once `store.reserve` has succeeded nothing here can fail: the index
+/// only advises, and an index that cannot be read or updated is poisoned
+/// (rebuilt by the next run), never a reason to return an error while
+/// holding an address the caller does not know about.
 fn find_free(
     store: &Store,
     idx: &mut Index,
+    set: &range::RangeSet,
     si: usize,
     id: &str,
     ifname: &str,
 ) -> Result<Option<IpAddr>> {
-    let set = &cfg_set(idx, si)?;
     let last = store.last_reserved(si);
     let mut skipped = false;
     for (_, a) in set.candidates(last) {
-        if idx.maybe_held(a)? {
+        if maybe_held(idx, a) {
             skipped = true;
             continue;
         }
@@ -255,14 +281,15 @@ fn find_free(
             return Ok(Some(a));
         }
         // A file the index did not know: the index is incomplete.
-        idx.surprise(a)?;
+        idx.surprise(a);
     }
     // The index only lets us skip addresses; before calling the set
     // exhausted, try the skipped ones for real.
     if skipped {
         for (_, a) in set.candidates(last) {
-            if idx.maybe_held(a)? && store.reserve(a, id, ifname)? {
-                idx.surprise(a)?;
+            if maybe_held(idx, a) && store.reserve(a, id, ifname)? {
+                // Its bit was set although the address was free.
+                idx.surprise(a);
                 return Ok(Some(a));
             }
         }
@@ -270,10 +297,16 @@ fn find_free(
     Ok(None)
 }
 
-fn cfg_set(idx: &Index, si: usize) -> Result<range::RangeSet> {
-    idx.range_set(si)
-        .cloned()
-        .ok_or_else(|| Error::plugin(format!("internal: no range set {si}")))
+/// The index's advice on `a`; an index that cannot answer says "try it"
+/// and is poisoned.
+fn maybe_held(idx: &mut Index, a: IpAddr) -> bool {
+    match idx.maybe_held(a) {
+        Ok(held) => held,
+        Err(e) => {
+            idx.poison(&e);
+            false
+        }
+    }
 }
 
 /// The addresses `(id, ifname)` holds, each confirmed by its file. As in the
@@ -337,6 +370,7 @@ pub fn release(cfg: &Config, id: &str, ifname: &str, hints: &[IpAddr]) -> Result
             .iter()
             .all(|s| released.iter().any(|a| s.contains(*a)));
         if covered {
+            sync_release(&store);
             return Ok(released);
         }
     }
@@ -354,6 +388,9 @@ pub fn release(cfg: &Config, id: &str, ifname: &str, hints: &[IpAddr]) -> Result
                 released.push(*a);
             }
         }
+        if !released.is_empty() {
+            sync_release(&store);
+        }
         return Ok(released);
     }
     idx.begin()?;
@@ -365,13 +402,28 @@ pub fn release(cfg: &Config, id: &str, ifname: &str, hints: &[IpAddr]) -> Result
             Err(e) => errors.push(e.msg),
         }
     }
-    idx.remove(id, &done)?;
-    idx.seal()?;
+    // The files are gone; the index only has to catch up, or be rebuilt.
+    if let Err(e) = idx.remove(id, &done) {
+        idx.poison(&e);
+    }
+    if let Err(e) = idx.seal() {
+        log::warn!("index update after DEL: {e}; it will be rebuilt");
+    }
+    sync_release(&store);
     released.append(&mut done);
     if errors.is_empty() {
         Ok(released)
     } else {
         Err(Error::new(ERR_STORE, errors.join("; ")))
+    }
+}
+
+/// Make released names durable. A release that a crash undoes only leaks
+/// the address until the next GC, so a failure here is logged, not returned:
+/// the runtime would retry a DEL that has nothing left to do.
+fn sync_release(store: &Store) {
+    if let Err(e) = store.sync() {
+        log::warn!("{}", e.msg);
     }
 }
 
@@ -425,10 +477,13 @@ pub fn gc(cfg: &Config, keep: &[Attachment]) -> Result<Vec<IpAddr>> {
     };
     let mut idx = Index::open(&store, &cfg.range_sets)?;
     idx.begin()?;
+    // An owner nothing names (an empty file, a link) is held by no valid
+    // attachment: with a list, it is stale.
     let valid = |o: &Owner| {
-        keep.iter().any(|k| {
-            k.container_id.trim() == o.id && o.ifname.as_deref().is_none_or(|i| i == k.ifname)
-        })
+        !o.is_unknown()
+            && keep.iter().any(|k| {
+                k.container_id.trim() == o.id && o.ifname.as_deref().is_none_or(|i| i == k.ifname)
+            })
     };
     let mut kept = Vec::new();
     let mut released = Vec::new();
@@ -449,7 +504,12 @@ pub fn gc(cfg: &Config, keep: &[Attachment]) -> Result<Vec<IpAddr>> {
             }
         }
     }
-    idx.rebuild(Some(kept))?;
+    if let Err(e) = idx.rebuild(Some(kept)) {
+        idx.poison(&e);
+    }
+    if !released.is_empty() {
+        sync_release(&store);
+    }
     if errors.is_empty() {
         Ok(released)
     } else {
@@ -471,12 +531,21 @@ pub fn status(cfg: &Config) -> Result<()> {
     })?;
     let mut idx = Index::load(&store, &cfg.range_sets)
         .map_err(|e| unavailable(format!("cannot read the reservations: {}", e.msg)))?;
-    for si in 0..cfg.range_sets.len() {
-        let set = cfg_set(&idx, si)?;
+    // Per the files: the bits only order the search. Addresses the index
+    // calls free are checked first (one stat each, usually the first one
+    // answers); only if none is, the ones it calls held are checked too, so
+    // a stale bit can never make a set look full.
+    for (si, set) in cfg.range_sets.iter().enumerate() {
+        let last = store.last_reserved(si);
         let mut free = false;
-        for (_, a) in set.candidates(store.last_reserved(si)) {
-            if !idx.maybe_held(a)? && !store.is_held(a)? {
-                free = true;
+        for pass_held in [false, true] {
+            for (_, a) in set.candidates(last) {
+                if maybe_held(&mut idx, a) == pass_held && !store.is_held(a)? {
+                    free = true;
+                    break;
+                }
+            }
+            if free {
                 break;
             }
         }

@@ -153,3 +153,163 @@ fn a_reservation_hidden_from_the_stamp_is_still_released_by_prev_result() {
     assert!(!net.join("10.60.0.200").exists());
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The network directory's times put back as they were, so that the index's
+/// stamp still matches after a change made behind its back.
+fn restore_times(net: &std::path::Path, before: &fs::Metadata) {
+    use std::os::unix::fs::MetadataExt;
+    let t = |s: i64, ns: i64| nix::sys::time::TimeSpec::new(s, ns);
+    nix::sys::stat::utimensat(
+        nix::fcntl::AT_FDCWD,
+        net,
+        &t(before.atime(), before.atime_nsec()),
+        &t(before.mtime(), before.mtime_nsec()),
+        nix::sys::stat::UtimensatFlags::FollowSymlink,
+    )
+    .unwrap();
+}
+
+/// A config with one small range set.
+fn small(tag: &str, subnet: &str) -> (PathBuf, Config) {
+    let (dir, mut cfg) = setup(tag);
+    cfg.range_sets = vec![RangeSet::from_conf(
+        &[RangeConf {
+            subnet: Some(subnet.into()),
+            ..Default::default()
+        }],
+        "ipam.ranges[0]",
+    )
+    .unwrap()];
+    (dir, cfg)
+}
+
+#[test]
+fn a_missing_bucket_is_not_read_as_empty() {
+    let (dir, cfg) = setup("bucket-gone");
+    populate(&dir, 10);
+    host_local::allocate(&cfg, "a", "eth0").unwrap();
+    let net = dir.join("big");
+    let a_ip = fs::read_to_string(net.join("last_reserved_ip.0")).unwrap();
+    // Every owners file goes; the stamp (which sees only the network
+    // directory and the cursors) still matches.
+    for e in fs::read_dir(net.join(INDEX_DIR)).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("owners-")
+        {
+            fs::remove_file(p).unwrap();
+        }
+    }
+    // DEL without prevResult must still find and release a's address.
+    let released = host_local::release(&cfg, "a", "eth0", &[]).unwrap();
+    assert_eq!(released, [a_ip.parse::<IpAddr>().unwrap()]);
+    assert!(!net.join(&a_ip).exists());
+    // And a second ADD of a pre-existing holder is still a duplicate.
+    for e in fs::read_dir(net.join(INDEX_DIR)).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("owners-")
+        {
+            fs::remove_file(p).unwrap();
+        }
+    }
+    let e = host_local::allocate(&cfg, "pre3", "eth0").unwrap_err();
+    assert_eq!(e.code, host_local::ERR_DUPLICATE);
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn status_follows_the_files_not_stale_bits() {
+    let (dir, cfg) = small("status-stale", "10.61.0.0/30");
+    host_local::allocate(&cfg, "a", "eth0").unwrap();
+    assert_eq!(host_local::status(&cfg).unwrap_err().code, 50);
+    // The only reservation goes behind the index's back; its bit stays set.
+    let net = dir.join("big");
+    let before = fs::metadata(&net).unwrap();
+    fs::remove_file(net.join("10.61.0.2")).unwrap();
+    restore_times(&net, &before);
+    host_local::status(&cfg).unwrap();
+    // And ADD finds it too.
+    let r = host_local::allocate(&cfg, "b", "eth0").unwrap();
+    assert_eq!(r.ips[0].address.to_string(), "10.61.0.2/30");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `chattr +i` on a file for the guard's lifetime: root can read it but
+/// not open it for writing.
+struct Immutable(PathBuf);
+
+impl Immutable {
+    fn set(p: PathBuf) -> Immutable {
+        let ok = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(&p)
+            .status()
+            .expect("chattr (e2fsprogs) is needed by this test");
+        assert!(
+            ok.success(),
+            "chattr +i {}: the test needs ext4-like attributes",
+            p.display()
+        );
+        Immutable(p)
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let ok = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+        if !ok.is_ok_and(|s| s.success()) {
+            eprintln!("chattr -i {} failed", self.0.display());
+        }
+    }
+}
+
+#[test]
+fn an_index_failure_after_reserving_keeps_nothing() {
+    let (dir, cfg) = small("bits-fail", "10.62.0.0/30");
+    host_local::allocate(&cfg, "a", "eth0").unwrap();
+    let net = dir.join("big");
+    let before = fs::metadata(&net).unwrap();
+    fs::remove_file(net.join("10.62.0.2")).unwrap();
+    restore_times(&net, &before);
+    // The bit of 10.62.0.2 is stale (set, file gone): the search skips it,
+    // then tries it for real, reserves it and must update the bitmap, which
+    // cannot be written.
+    let bits = fs::read_dir(net.join(INDEX_DIR))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("bits-")
+        })
+        .unwrap();
+    let guard = Immutable::set(bits);
+    let r = host_local::allocate(&cfg, "b", "eth0");
+    drop(guard);
+    match r {
+        // The index is a cache: its failure need not fail the ADD...
+        Ok(r) => {
+            assert_eq!(r.ips[0].address.to_string(), "10.62.0.2/30");
+            assert_eq!(fs::read(net.join("10.62.0.2")).unwrap(), b"b\r\neth0");
+        }
+        // ...but if it does, nothing stays reserved.
+        Err(e) => assert!(
+            !net.join("10.62.0.2").exists(),
+            "{} kept after {e:?}",
+            "10.62.0.2"
+        ),
+    }
+    // Either way the index is right again afterwards.
+    host_local::release(&cfg, "b", "eth0", &[]).unwrap();
+    assert!(!net.join("10.62.0.2").exists());
+    fs::remove_dir_all(&dir).unwrap();
+}
