@@ -11,6 +11,7 @@ use cni_tests::{
     default_host_local, host_local_ipam, merge, our_plugin, Output, PluginEnv, TempDir, TestNetns,
 };
 use serde_json::{json, Value};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// What "promptly" means for a refused `CNI_NETNS`: the reference answers
@@ -221,6 +222,131 @@ fn failed_add_with_a_failing_ipam_plugin_leaves_no_bridge() {
                      "bridge": "dfbr2", "ipam": {"type": "fail-ipam"}});
     let msg = env.add(&ctr, "f1", &bad).error_with(11);
     assert!(msg.contains("no addresses today"), "{msg}");
+    assert_eq!(env.host.link_names(), before);
+    assert_eq!(ctr.link_names(), ["lo"]);
+}
+
+/// A process that must not outlive the test: SIGKILLed on drop.
+struct Reap(i32);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        // Gone already is the expected case.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+/// Whether `pid` has exited (gone, or a zombie awaiting its reaper).
+fn exited(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // "pid (comm) S ...": the state follows the last ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+    }
+}
+
+/// A fake IPAM plugin that records its pid in `dir/ipam.pid`, then sleeps.
+fn sleepy_ipam(env: &PluginEnv) -> std::path::PathBuf {
+    let pidfile = env.data.path().join("ipam.pid");
+    env.bin.script(
+        "sleepy-ipam",
+        &format!(
+            "cat >/dev/null\necho $$ > {p}.tmp && mv {p}.tmp {p}\nexec sleep 30\n",
+            p = pidfile.display()
+        ),
+    );
+    pidfile
+}
+
+fn wait_for_pid(pidfile: &Path) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(s) = std::fs::read_to_string(pidfile) {
+            if let Ok(pid) = s.trim().parse() {
+                return pid;
+            }
+        }
+        assert!(Instant::now() < deadline, "the IPAM plugin never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A plugin killed while its IPAM plugin runs takes the IPAM plugin with
+/// it: otherwise the IPAM ADD could reserve after the runtime's DEL.
+#[test]
+fn ipam_child_dies_with_a_killed_plugin() {
+    let env = env("df-kill");
+    let pidfile = sleepy_ipam(&env);
+    let ctr = TestNetns::new("df-kill-c");
+    let conf = json!({"cniVersion": "1.0.0", "name": "dfkill", "type": "bridge",
+                      "bridge": "dfbr3", "ipam": {"type": "sleepy-ipam"}});
+    let mut cmd = env
+        .call("bridge", "ADD", &conf)
+        .container("k1")
+        .netns(&ctr.path_str())
+        .command();
+    env.host.ns().enter_on_exec(&mut cmd);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut plugin = cmd.spawn().expect("spawn bridge");
+    let _plugin_guard = Reap(plugin.id() as i32);
+    {
+        use std::io::Write;
+        let mut stdin = plugin.stdin.take().expect("stdin");
+        stdin
+            .write_all(conf.to_string().as_bytes())
+            .expect("write config");
+    }
+    let ipam = wait_for_pid(&pidfile);
+    let _ipam_guard = Reap(ipam);
+    assert!(!exited(ipam));
+    plugin.kill().expect("kill the plugin");
+    plugin.wait().expect("reap the plugin");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !exited(ipam) {
+        assert!(
+            Instant::now() < deadline,
+            "IPAM child {ipam} outlived its killed plugin"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A delegate that never answers is killed after the delegate timeout
+/// (shortened here with `CNI_DELEGATE_TIMEOUT_MS`) and the ADD fails with
+/// an error naming the plugin and the timeout, leaving nothing behind.
+#[test]
+fn a_hanging_ipam_plugin_times_out() {
+    let env = env("df-tmo");
+    let pidfile = sleepy_ipam(&env);
+    let ctr = TestNetns::new("df-tmo-c");
+    let before = env.host.link_names();
+    let conf = json!({"cniVersion": "1.0.0", "name": "dftmo", "type": "bridge",
+                      "bridge": "dfbr4", "ipam": {"type": "sleepy-ipam"}});
+    let mut cmd = env
+        .call("bridge", "ADD", &conf)
+        .container("t1")
+        .netns(&ctr.path_str())
+        .command();
+    cmd.env("CNI_DELEGATE_TIMEOUT_MS", "500");
+    let started = Instant::now();
+    let out = env.host.run(cmd, Some(conf.to_string().as_bytes()));
+    let took = started.elapsed();
+    let ipam = wait_for_pid(&pidfile);
+    let _ipam_guard = Reap(ipam);
+    let msg = out.error_with(100);
+    assert!(
+        msg.contains("sleepy-ipam") && msg.contains("0.5 s"),
+        "{msg}"
+    );
+    assert!(took < PROMPT, "took {took:?}");
+    assert!(exited(ipam), "the timed-out IPAM plugin still runs");
     assert_eq!(env.host.link_names(), before);
     assert_eq!(ctr.link_names(), ["lo"]);
 }

@@ -1,6 +1,13 @@
 //! Delegation: running another plugin (an IPAM plugin, usually) found on
 //! `CNI_PATH`, with the same environment and the full configuration on
 //! stdin, and reading its result or CNI error.
+//!
+//! A delegate never outlives its plugin: it is started with a parent-death
+//! signal (SIGKILL), so a plugin killed by its runtime (a timeout, a
+//! restart) takes its IPAM process with it, which could otherwise reserve
+//! addresses after the runtime's DEL already ran. And a delegate that does
+//! not answer within [`DELEGATE_TIMEOUT`] is killed, and the verb fails
+//! with an error naming it and the timeout.
 
 use crate::error::{Error, Result, INVALID_CONFIG, INVALID_ENV, PLUGIN_FAILURE};
 use crate::result::CniResult;
@@ -9,6 +16,42 @@ use crate::version::Version;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// How long a delegate (an IPAM plugin) may run before it is killed and
+/// the verb fails. Generous: host-local answers in milliseconds, but a DHCP
+/// exchange or a remote IPAM may take seconds, and the runtime has its own,
+/// usually shorter, timeout on the whole plugin anyway. The variable
+/// `CNI_DELEGATE_TIMEOUT_MS` (milliseconds, > 0) overrides it; it is read
+/// only when a delegate starts and exists for tests.
+pub const DELEGATE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// [`DELEGATE_TIMEOUT`], or `CNI_DELEGATE_TIMEOUT_MS` when set and valid.
+fn delegate_timeout() -> Duration {
+    match std::env::var("CNI_DELEGATE_TIMEOUT_MS") {
+        Err(_) => DELEGATE_TIMEOUT,
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(ms) if ms > 0 => Duration::from_millis(ms),
+            _ => {
+                log::warn!(
+                    "CNI_DELEGATE_TIMEOUT_MS={v:?} is not a positive number of milliseconds; using {} s",
+                    DELEGATE_TIMEOUT.as_secs()
+                );
+                DELEGATE_TIMEOUT
+            }
+        },
+    }
+}
+
+/// How [`start`] runs a plugin.
+#[derive(Debug, Clone, Copy, Default)]
+struct Opts {
+    /// SIGKILL the plugin when the thread that started it ends (see
+    /// [`die_with_parent`]).
+    die_with_parent: bool,
+    /// Kill the plugin and fail if it has not finished by then.
+    timeout: Option<Duration>,
+}
 
 /// The first regular file named `plugin` in the directories of `path`.
 pub fn find_in_path(plugin: &str, path: &[PathBuf]) -> Result<PathBuf> {
@@ -46,9 +89,13 @@ pub struct Running {
     /// `None` once waited for.
     child: Option<std::process::Child>,
     name: String,
+    /// The plugin's whole stdout, once it closes it (when it exits).
+    stdout: Option<std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>>,
     /// Copies the plugin's stderr to ours as it comes, keeping the tail
     /// for the error message should the plugin fail without a CNI error.
     stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+    /// When [`Running::wait`] gives up and kills the plugin.
+    deadline: Option<(Instant, Duration)>,
 }
 
 /// How much of a failed plugin's stderr goes into the error message.
@@ -78,7 +125,52 @@ fn forward_stderr(mut from: std::process::ChildStderr) -> Vec<u8> {
 
 /// Start a plugin binary with `env` added to ours and `stdin` as its input,
 /// without waiting for it. Its stderr goes straight to ours, as the spec asks.
+/// (For a runtime: no timeout, and the plugin outlives the caller. Plugins
+/// delegating to another plugin use [`spawn`].)
 pub fn spawn_plugin(binary: &Path, env: &[(&str, String)], stdin: &[u8]) -> Result<Running> {
+    start(binary, env, stdin, Opts::default())
+}
+
+/// Make `cmd`'s process get SIGKILL when the thread that spawns it ends:
+/// `PR_SET_PDEATHSIG`, set between fork and exec. If we are already gone
+/// by then (the signal would never come), the child does not exec at all.
+///
+/// The signal follows the *thread* that forked, not the process: a
+/// delegate must be spawned from a thread that lives as long as the plugin
+/// needs it. Every plugin here starts its delegates from the thread running
+/// the verb (the main thread, in the skeleton) and waits for them before
+/// that returns, so the plugin process and that thread end together.
+fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the child between fork and exec, where
+    // only async-signal-safe calls are allowed: it makes two system calls,
+    // prctl(2) and getppid(2), and builds an io::Error from an errno, which
+    // does not allocate. It captures only a pid, by value, and touches no
+    // lock or other state shared with the parent's threads.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent died before prctl took effect: we were already
+            // reparented, and no signal will come. Do not run.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+fn start(binary: &Path, env: &[(&str, String)], stdin: &[u8], opts: Opts) -> Result<Running> {
     let name = binary.display().to_string();
     let mut tries = 0;
     let mut child = loop {
@@ -87,6 +179,9 @@ pub fn spawn_plugin(binary: &Path, env: &[(&str, String)], stdin: &[u8]) -> Resu
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if opts.die_with_parent {
+            die_with_parent(&mut cmd);
+        }
         match cmd.spawn() {
             Ok(c) => break c,
             // A binary being replaced on disk (an upgrade in progress) is
@@ -103,15 +198,29 @@ pub fn spawn_plugin(binary: &Path, env: &[(&str, String)], stdin: &[u8]) -> Resu
             }
         }
     };
+    let deadline = opts.timeout.map(|t| (Instant::now() + t, t));
     let stderr = child
         .stderr
         .take()
         .map(|e| std::thread::spawn(move || forward_stderr(e)));
+    let stdout = child.stdout.take().map(|mut out| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = Vec::new();
+            let read = out.read_to_end(&mut buf).map(|_| buf);
+            // The receiver is gone only when the wait gave up already.
+            let _ = tx.send(read);
+        });
+        rx
+    });
     let input = child.stdin.take();
     let running = Running {
         child: Some(child),
         name,
+        stdout,
         stderr,
+        deadline,
     };
     if let Some(mut input) = input {
         // A plugin may exit without reading stdin (VERSION does): a broken
@@ -148,15 +257,49 @@ impl Drop for Running {
 
 impl Running {
     /// Wait for the plugin: its stdout on success, its CNI error on failure.
+    /// With a timeout (delegates), a plugin still running when it expires is
+    /// killed, and that is the error.
     pub fn wait(mut self) -> Result<Vec<u8>> {
         let name = std::mem::take(&mut self.name);
-        let child = self
+        let mut child = self
             .child
             .take()
             .ok_or_else(|| Error::new(PLUGIN_FAILURE, format!("{name} was already waited for")))?;
-        let out = child
-            .wait_with_output()
-            .map_err(|e| Error::new(PLUGIN_FAILURE, format!("failed to wait for {name}: {e}")))?;
+        let failed_wait = |e: std::io::Error| {
+            Error::new(PLUGIN_FAILURE, format!("failed to wait for {name}: {e}"))
+        };
+        // Its stdout first, to the end: it closes when the plugin exits.
+        let stdout = match (self.stdout.take(), self.deadline) {
+            (None, _) => Ok(Vec::new()),
+            (Some(rx), None) => rx.recv().unwrap_or_else(|_| Ok(Vec::new())),
+            (Some(rx), Some((at, limit))) => {
+                match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                    Ok(read) => read,
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Ok(Vec::new()),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        return Err(timed_out(&mut child, &name, limit))
+                    }
+                }
+            }
+        };
+        let status = match self.deadline {
+            None => child.wait().map_err(failed_wait)?,
+            Some((at, limit)) => match wait_until(&mut child, at).map_err(failed_wait)? {
+                Some(status) => status,
+                None => return Err(timed_out(&mut child, &name, limit)),
+            },
+        };
+        let stdout = stdout.map_err(|e| {
+            Error::new(
+                PLUGIN_FAILURE,
+                format!("failed to read the output of {name}: {e}"),
+            )
+        })?;
+        let out = std::process::Output {
+            status,
+            stdout,
+            stderr: Vec::new(),
+        };
         let stderr = self
             .stderr
             .take()
@@ -188,6 +331,44 @@ impl Running {
             ),
         ))
     }
+}
+
+/// The exit status of `child`, or `None` if it is still running at `at`.
+/// Called once its stdout has closed, when it is exiting anyway: polled,
+/// starting at 50 µs, so a normal exit costs no noticeable wait.
+fn wait_until(
+    child: &mut std::process::Child,
+    at: Instant,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    let mut pause = Duration::from_micros(50);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        let now = Instant::now();
+        if now >= at {
+            return Ok(None);
+        }
+        std::thread::sleep(pause.min(at - now));
+        pause = (pause * 2).min(Duration::from_millis(10));
+    }
+}
+
+/// Kill and reap a plugin that ran past its timeout; the error saying so.
+fn timed_out(child: &mut std::process::Child, name: &str, limit: Duration) -> Error {
+    if let Err(e) = child.kill() {
+        log::debug!("stop {name}: {e}");
+    }
+    if let Err(e) = child.wait() {
+        log::debug!("reap {name}: {e}");
+    }
+    Error::new(
+        PLUGIN_FAILURE,
+        format!(
+            "{name} did not finish within {} s (the delegate timeout): killed it",
+            limit.as_secs_f64()
+        ),
+    )
 }
 
 /// Run a plugin binary with `env` added to ours and `stdin` as its input.
@@ -223,11 +404,17 @@ impl Pending {
 
 /// Start the delegate `plugin_type` for `command` with the request's
 /// environment and configuration, without waiting for it: a plugin can set
-/// up its links while the IPAM process runs on another core.
+/// up its links while the IPAM process runs on another core. The delegate
+/// dies with the calling thread (spawn from the thread running the verb)
+/// and is killed after [`DELEGATE_TIMEOUT`].
 pub fn spawn(req: &Request, plugin_type: &str, command: Command) -> Result<Pending> {
     let binary = find_in_path(plugin_type, &req.path)?;
+    let opts = Opts {
+        die_with_parent: true,
+        timeout: Some(delegate_timeout()),
+    };
     Ok(Pending {
-        running: spawn_plugin(&binary, &req.env(command), &req.config)?,
+        running: start(&binary, &req.env(command), &req.config, opts)?,
         plugin_type: plugin_type.to_string(),
         command,
         version: Version::parse(&req.net.cni_version).unwrap_or(req.version),
@@ -483,6 +670,53 @@ mod tests {
         drop(IpamAdd::start(&req).unwrap().unwrap());
         let calls = std::fs::read_to_string(t.0.join("calls")).unwrap();
         assert_eq!(calls, "ADD\nDEL\n");
+    }
+
+    /// A delegate that does not answer in time is killed, and the error
+    /// names it and the timeout; one that answers in time is unaffected.
+    #[test]
+    fn a_delegate_past_its_timeout_is_killed() {
+        let t = TempDir::new("timeout");
+        let pidfile = t.0.join("pid");
+        let p = t.0.join("slow");
+        std::fs::write(
+            &p,
+            format!(
+                "#!/bin/sh\ncat >/dev/null\necho $$ > \"{}\"\nexec sleep 30\n",
+                pidfile.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let opts = Opts {
+            die_with_parent: true,
+            timeout: Some(Duration::from_millis(300)),
+        };
+        let started = Instant::now();
+        let e = start(&p, &[], b"{}", opts).unwrap().wait().unwrap_err();
+        let took = started.elapsed();
+        assert_eq!(e.code, PLUGIN_FAILURE);
+        assert!(e.msg.contains(&p.display().to_string()), "{}", e.msg);
+        assert!(
+            e.msg
+                .contains("did not finish within 0.3 s (the delegate timeout)"),
+            "{}",
+            e.msg
+        );
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        // Killed and reaped: nothing of that pid runs any more.
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        assert!(
+            !Path::new(&format!("/proc/{}", pid.trim())).exists(),
+            "{pid} still runs"
+        );
+
+        fake(&t.0, "fast", r#"{"cniVersion":"1.0.0"}"#, 0);
+        let out = start(&t.0.join("fast"), &[], b"{}", opts)
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert_eq!(out, br#"{"cniVersion":"1.0.0"}"#);
     }
 
     #[test]
