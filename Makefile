@@ -8,7 +8,7 @@
 
 PREFIX ?= /opt/cni/bin
 BINDIR ?= /usr/local/bin
-PLUGINS := bridge ptp loopback host-local static
+PLUGINS := bridge ptp loopback host-local static portmap firewall
 CARGO ?= cargo
 # Release plugins are linked statically: no dynamic loader at start-up, half
 # the resident memory. An explicit --target keeps the flag off build scripts

@@ -182,6 +182,17 @@ impl Netlink {
             .collect())
     }
 
+    /// The main-table route `ip route get ADDR` would pick, by longest
+    /// prefix (no policy rules, no metrics tie-break beyond the first
+    /// listed): enough to find the interface a local container is behind.
+    pub fn route_to(&mut self, addr: IpAddr) -> Result<Option<Route>> {
+        Ok(self
+            .routes(Family::of(&addr))?
+            .into_iter()
+            .filter(|r| r.table.is_none_or(|t| t == 254) && r.dst.contains(&addr))
+            .max_by_key(|r| r.dst.prefix_len()))
+    }
+
     /// `ip route add ROUTE`; `EEXIST` if it is already there.
     pub fn add_route(&mut self, r: &Route) -> Result<()> {
         self.request(

@@ -1,0 +1,336 @@
+//! Port mappings in iptables (`nat` table), laid out exactly as the
+//! reference's iptables backend, so either suite removes the other's:
+//! - `CNI-HOSTPORT-DNAT`, jumped to from PREROUTING and OUTPUT for traffic
+//!   to a local address (`-m addrtype --dst-type LOCAL`);
+//! - in it, per container, `-m comment --comment 'dnat name: "<net>" id:
+//!   "<id>"' -m multiport -p PROTO --destination-ports P,... -j CNI-DN-<hash>`;
+//! - `CNI-DN-<hash of network and container ID>`: per mapping, with `snat`
+//!   the hairpin and localhost marks (`-j CNI-HOSTPORT-SETMARK`, or the
+//!   external mark chain), then `-j DNAT --to-destination IP:PORT`;
+//! - `CNI-HOSTPORT-SETMARK` (`-j MARK --set-xmark M`) and
+//!   `CNI-HOSTPORT-MASQ` (`-m mark --mark M -j MASQUERADE`), jumped to first
+//!   thing in POSTROUTING.
+//!
+//! All of one family's changes are one `iptables-restore` batch; rules are
+//! removed by the spec the listing shows.
+
+use crate::Setup;
+use cni_kernel::iptables::{self, line, strings, Saved};
+use cni_kernel::nft::hash_hex;
+use cni_kernel::Result;
+use std::net::IpAddr;
+
+const DNAT: &str = "CNI-HOSTPORT-DNAT";
+const SETMARK: &str = "CNI-HOSTPORT-SETMARK";
+const MASQ: &str = "CNI-HOSTPORT-MASQ";
+const LEGACY_SNAT: &str = "CNI-HOSTPORT-SNAT";
+const MARK_COMMENT: &str = "CNI portfwd masquerade mark";
+const MASQ_COMMENT: &str = "CNI portfwd requiring masquerade";
+
+/// `CNI-<prefix><hex of SHA-512(network + container ID)>`, 28 characters,
+/// as the reference's `utils.MustFormatHashWithPrefix(28, ...)`.
+fn chain_name(prefix: &str, network: &str, container_id: &str) -> String {
+    let head = format!("CNI-{prefix}");
+    let n = 28 - head.len();
+    format!("{head}{}", hash_hex(&format!("{network}{container_id}"), n))
+}
+
+pub fn dn_chain(network: &str, container_id: &str) -> String {
+    chain_name("DN-", network, container_id)
+}
+
+fn sn_chain(network: &str, container_id: &str) -> String {
+    chain_name("SN-", network, container_id)
+}
+
+/// The comment on a container's entry rules (cut to 255 as the reference).
+pub fn entry_comment(network: &str, container_id: &str) -> String {
+    let c = format!("dnat name: \"{network}\" id: \"{container_id}\"");
+    if c.len() > 255 {
+        let mut end = 253;
+        while !c.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}...", &c[..end])
+    } else {
+        c
+    }
+}
+
+/// The entry rules: per protocol (sorted), host ports in chunks of 15.
+fn entry_rules(s: &Setup, v6: bool, dn: &str) -> Vec<Vec<String>> {
+    let mut protos: Vec<&str> = s.mappings.iter().map(|m| m.protocol.as_str()).collect();
+    protos.sort_unstable();
+    protos.dedup();
+    let comment = entry_comment(&s.network, &s.container_id);
+    let conds = s.conditions(v6);
+    let mut rules = Vec::new();
+    for proto in protos {
+        let ports: Vec<String> = s
+            .mappings
+            .iter()
+            .filter(|m| m.protocol == proto)
+            .map(|m| m.host_port.to_string())
+            .collect();
+        for chunk in ports.chunks(15) {
+            let mut r = strings(&[
+                "-m",
+                "comment",
+                "--comment",
+                &comment,
+                "-m",
+                "multiport",
+                "-p",
+                proto,
+                "--destination-ports",
+                &chunk.join(","),
+            ]);
+            r.extend(conds.iter().cloned());
+            r.extend(strings(&["-j", dn]));
+            rules.push(r);
+        }
+    }
+    rules
+}
+
+/// The rules of the container's DNAT chain for `ip`.
+fn dn_rules(s: &Setup, ip: IpAddr, prefix_len: u8) -> Vec<Vec<String>> {
+    let v6 = ip.is_ipv6();
+    let mark_chain = s.external_set_mark_chain.as_deref().unwrap_or(SETMARK);
+    let mut rules = Vec::new();
+    for m in s.mappings.iter().filter(|m| m.applies_to(v6)) {
+        let mut base = strings(&["-p", &m.protocol, "--dport", &m.host_port.to_string()]);
+        if let Some(h) = m.host_ip {
+            base.extend(strings(&["-d", &h.to_string()]));
+        }
+        if s.snat {
+            let hairpin = if s.masq_all {
+                if v6 { "::/0" } else { "0.0.0.0/0" }.to_string()
+            } else {
+                format!("{ip}/{prefix_len}")
+            };
+            let mut r = base.clone();
+            r.extend(strings(&["-s", &hairpin, "-j", mark_chain]));
+            rules.push(r);
+            if !v6 && !s.masq_all {
+                let mut r = base.clone();
+                r.extend(strings(&["-s", "127.0.0.1", "-j", mark_chain]));
+                rules.push(r);
+            }
+        }
+        let to = if v6 {
+            format!("[{ip}]:{}", m.container_port)
+        } else {
+            format!("{ip}:{}", m.container_port)
+        };
+        let mut r = base;
+        r.extend(strings(&["-j", "DNAT", "--to-destination", &to]));
+        rules.push(r);
+    }
+    rules
+}
+
+/// Batch lines removing a container's chain `chain` and the rules jumping
+/// to it from `from`, by their listed specs.
+fn teardown_lines(saved: &Saved, from: &str, chain: &str) -> Vec<String> {
+    let mut lines: Vec<String> = saved
+        .chain_rules(from)
+        .filter(|r| r.target() == Some(chain))
+        .map(|r| r.delete_line())
+        .collect();
+    if saved.has_chain(chain) {
+        lines.push(format!("-F {chain}"));
+        lines.push(format!("-X {chain}"));
+    }
+    lines
+}
+
+fn declare(saved: &Saved, chain: &str, lines: &mut Vec<String>) {
+    if !saved.has_chain(chain) {
+        lines.push(format!(":{chain} - [0:0]"));
+    }
+}
+
+/// The batch installing `ip`'s mappings, given the table as listed.
+fn install_lines(s: &Setup, ip: IpAddr, prefix_len: u8, saved: &Saved) -> Vec<String> {
+    let v6 = ip.is_ipv6();
+    let dn = dn_chain(&s.network, &s.container_id);
+    let mut decl = Vec::new();
+    let mut lines = Vec::new();
+    if s.snat && s.external_set_mark_chain.is_none() {
+        declare(saved, SETMARK, &mut decl);
+        declare(saved, MASQ, &mut decl);
+        if !saved
+            .chain_rules(SETMARK)
+            .any(|r| r.value("--set-xmark") == Some(&s.mark))
+        {
+            lines.push(line(
+                "-A",
+                SETMARK,
+                &strings(&[
+                    "-m",
+                    "comment",
+                    "--comment",
+                    MARK_COMMENT,
+                    "-j",
+                    "MARK",
+                    "--set-xmark",
+                    &s.mark,
+                ]),
+            ));
+        }
+        if !saved
+            .chain_rules(MASQ)
+            .any(|r| r.value("--mark") == Some(&s.mark) && r.target() == Some("MASQUERADE"))
+        {
+            lines.push(line(
+                "-A",
+                MASQ,
+                &strings(&["-m", "mark", "--mark", &s.mark, "-j", "MASQUERADE"]),
+            ));
+        }
+        if !saved
+            .chain_rules("POSTROUTING")
+            .any(|r| r.target() == Some(MASQ))
+        {
+            lines.push(line(
+                "-I",
+                "POSTROUTING",
+                &strings(&["1", "-m", "comment", "--comment", MASQ_COMMENT, "-j", MASQ]),
+            ));
+        }
+    }
+    declare(saved, DNAT, &mut decl);
+    for hook in ["PREROUTING", "OUTPUT"] {
+        if !saved.chain_rules(hook).any(|r| r.target() == Some(DNAT)) {
+            lines.push(line(
+                "-A",
+                hook,
+                &strings(&["-m", "addrtype", "--dst-type", "LOCAL", "-j", DNAT]),
+            ));
+        }
+    }
+    // The container's own chain and entry rules are written anew.
+    lines.extend(
+        saved
+            .chain_rules(DNAT)
+            .filter(|r| r.target() == Some(dn.as_str()))
+            .map(|r| r.delete_line()),
+    );
+    if saved.has_chain(&dn) {
+        lines.push(format!("-F {dn}"));
+    } else {
+        decl.push(format!(":{dn} - [0:0]"));
+    }
+    for r in dn_rules(s, ip, prefix_len) {
+        lines.push(line("-A", &dn, &r));
+    }
+    for r in entry_rules(s, v6, &dn) {
+        lines.push(line("-A", DNAT, &r));
+    }
+    decl.extend(lines);
+    decl
+}
+
+/// Install the mappings of one container address.
+pub fn install(s: &Setup, net: ipnet::IpNet) -> Result<()> {
+    // The hairpin source is the container's subnet as the reference
+    // writes it (address/prefix of the result, stored as the network).
+    let (ip, prefix_len) = (net.addr(), net.prefix_len());
+    iptables::edit(
+        ip.is_ipv6(),
+        "nat",
+        &|| format!("unable to setup DNAT for container {}", s.container_id),
+        &|saved| install_lines(s, ip, prefix_len, saved),
+    )
+}
+
+/// Remove a container's DNAT chain (and the legacy SNAT one) of one family.
+pub fn remove(v6: bool, network: &str, container_id: &str) -> Result<()> {
+    let dn = dn_chain(network, container_id);
+    let sn = sn_chain(network, container_id);
+    iptables::edit(
+        v6,
+        "nat",
+        &|| format!("could not teardown ipv{} dnat", if v6 { 6 } else { 4 }),
+        &|saved| {
+            let mut lines = teardown_lines(saved, DNAT, &dn);
+            lines.extend(teardown_lines(saved, LEGACY_SNAT, &sn));
+            lines
+        },
+    )
+}
+
+/// Container IDs whose entry rules name `network` (for GC).
+pub fn containers_of(v6: bool, network: &str) -> Result<Vec<String>> {
+    let saved = iptables::save(v6, "nat")?;
+    let head = format!("dnat name: \"{network}\" id: \"");
+    Ok(saved
+        .chain_rules(DNAT)
+        .filter_map(|r| {
+            let id = r
+                .value("--comment")?
+                .strip_prefix(&head)?
+                .strip_suffix('"')?;
+            Some(id.to_string())
+        })
+        .collect())
+}
+
+/// CHECK: the container's chain holds a DNAT rule per mapping of the
+/// family, and the entry rules jump to it.
+pub fn check(s: &Setup, ip: IpAddr) -> cni::Result<()> {
+    let v6 = ip.is_ipv6();
+    let dn = dn_chain(&s.network, &s.container_id);
+    let saved = iptables::save(v6, "nat")?;
+    let family = if v6 { "ipv6" } else { "ipv4" };
+    if !saved.has_chain(&dn) {
+        return Err(cni::Error::plugin(format!(
+            "could not check {family} dnat: chain {dn} not found in iptables table nat"
+        )));
+    }
+    for m in s.mappings.iter().filter(|m| m.applies_to(v6)) {
+        let to = if v6 {
+            format!("[{ip}]:{}", m.container_port)
+        } else {
+            format!("{ip}:{}", m.container_port)
+        };
+        let port = m.host_port.to_string();
+        if !saved
+            .chain_rules(&dn)
+            .any(|r| r.value("--to-destination") == Some(&to) && r.value("--dport") == Some(&port))
+        {
+            return Err(cni::Error::plugin(format!(
+                "could not check {family} dnat: no DNAT of {} port {port} to {to} in chain {dn}",
+                m.protocol
+            )));
+        }
+    }
+    if !saved
+        .chain_rules(DNAT)
+        .any(|r| r.target() == Some(dn.as_str()))
+    {
+        return Err(cni::Error::plugin(format!(
+            "could not check {family} dnat: no rule in {DNAT} jumps to {dn}"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_the_reference() {
+        assert_eq!(
+            dn_chain(
+                "testNetName",
+                "icee6giejonei6sohng6ahngee7laquohquee9shiGo7fohferakah3Feiyoolu2pei7ciPhoh7shaoX6vai3vuf0ahfaeng8yohb9ceu0daez5hashee8ooYai5wa3y"
+            ),
+            "CNI-DN-bfd599665540dd91d5d28"
+        );
+        assert_eq!(entry_comment("n", "c"), "dnat name: \"n\" id: \"c\"");
+        assert_eq!(entry_comment("n", &"x".repeat(300)).len(), 256);
+    }
+}
