@@ -78,6 +78,17 @@ const BITMAP_BASE: u64 = BITMAP_HEADER.len() as u64;
 /// never matches after it.
 const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 
+/// This boot's ID, read once per process ("" if the kernel does not say:
+/// the stamp then only misses crashes of the machine).
+fn boot_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        std::fs::read_to_string(BOOT_ID)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    })
+}
+
 /// One reservation as the index records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -281,7 +292,7 @@ impl<'s> Index<'s> {
         let d = self.store.fd();
         let m = nix::sys::stat::fstat(d)
             .map_err(|e| fail(format_args!("stat {}", self.store.dir().display()), e))?;
-        let boot = std::fs::read_to_string(BOOT_ID).unwrap_or_default();
+        let boot = boot_id();
         let mut s = format!(
             "{HEADER}boot {}\ndir {} {} {} {}\n",
             boot.trim(),

@@ -348,17 +348,23 @@ impl Store {
             return Ok(());
         }
         self.unstage();
+        let create = || {
+            open_at(
+                self.fd(),
+                STAGING_FILE,
+                OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
+                0o600,
+            )
+        };
         // Whatever a killed run left there may be linked as a reservation:
         // never write into it, replace it.
-        unlink_at(self.fd(), STAGING_FILE)
-            .map_err(|e| fail(format_args!("remove {}", self.at(STAGING_FILE)), e))?;
-        let written = open_at(
-            self.fd(),
-            STAGING_FILE,
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
-            0o600,
-        )
-        .and_then(|mut f| {
+        let created = match create() {
+            Err(Errno::EEXIST) => unlink_at(self.fd(), STAGING_FILE)
+                .map_err(|e| fail(format_args!("remove {}", self.at(STAGING_FILE)), e))
+                .map(|_| create())?,
+            r => r,
+        };
+        let written = created.and_then(|mut f| {
             f.write_all(text.as_bytes()).map_err(io_errno)?;
             // The content must be on disk before any name points at it.
             nix::unistd::fdatasync(f.as_fd())
@@ -619,5 +625,43 @@ mod tests {
             assert_eq!(Store::open(&d, bad).err().map(|e| e.code), Some(7), "{bad}");
         }
         assert!(!d.exists());
+    }
+
+    #[test]
+    fn staging_is_replaced_never_written_through_and_removed() {
+        let d = tmp("stage");
+        let s = Store::open(&d, "n").unwrap();
+        let net = d.join("n");
+        // A staging file a killed run left, already linked as a reservation.
+        fs::write(net.join(STAGING_FILE), "old\r\neth0").unwrap();
+        fs::hard_link(net.join(STAGING_FILE), net.join("10.1.0.9")).unwrap();
+        let a: IpAddr = "10.1.0.2".parse().unwrap();
+        assert!(s.reserve(a, "c1", "eth0").unwrap());
+        assert_eq!(fs::read(net.join("10.1.0.9")).unwrap(), b"old\r\neth0");
+        assert_eq!(fs::read(net.join("10.1.0.2")).unwrap(), b"c1\r\neth0");
+        // A second owner restages; the first reservation keeps its content.
+        let b: IpAddr = "10.1.0.3".parse().unwrap();
+        assert!(s.reserve(b, "c2", "eth0").unwrap());
+        assert_eq!(fs::read(net.join("10.1.0.2")).unwrap(), b"c1\r\neth0");
+        assert_eq!(fs::read(net.join("10.1.0.3")).unwrap(), b"c2\r\neth0");
+        assert!(net.join(STAGING_FILE).exists());
+        drop(s);
+        assert!(
+            !net.join(STAGING_FILE).exists(),
+            "dropping the store unstages"
+        );
+        // Scans never take it (or anything not named like an address) for a reservation.
+        let s = Store::open(&d, "n").unwrap();
+        fs::write(net.join(STAGING_FILE), "c9\r\neth0").unwrap();
+        let mut all: Vec<String> = s
+            .scan()
+            .unwrap()
+            .iter()
+            .map(|(a, _)| a.to_string())
+            .collect();
+        all.sort();
+        assert_eq!(all, ["10.1.0.2", "10.1.0.3", "10.1.0.9"]);
+        drop(s);
+        fs::remove_dir_all(&d).unwrap();
     }
 }
