@@ -352,44 +352,15 @@ impl<'s> Index<'s> {
     }
 
     /// Remove the index directory (or whatever is in its place: a link is
-    /// unlinked, never followed).
+    /// unlinked, never followed), whatever someone put inside it.
     fn remove_dir(&mut self) -> Result<()> {
         self.fd = None;
-        let top = self.store.fd();
-        let what = || format!("{}/{INDEX_DIR}", self.store.dir().display());
-        let Some(st) =
-            stat_at(top, INDEX_DIR).map_err(|e| fail(format_args!("stat {}", what()), e))?
-        else {
-            return Ok(());
-        };
-        if kind(&st) != SFlag::S_IFDIR {
-            return unlink_at(top, INDEX_DIR)
-                .map(|_| ())
-                .map_err(|e| fail(format_args!("remove {}", what()), e));
-        }
-        let dir = nix::fcntl::openat(
-            top,
-            INDEX_DIR,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| fail(format_args!("open {}", what()), e))?;
-        let entries = list_at(dir.as_fd()).map_err(|e| fail(format_args!("list {}", what()), e))?;
-        for (name, k) in entries {
-            let flag = if k == SFlag::S_IFDIR {
-                UnlinkatFlags::RemoveDir
-            } else {
-                UnlinkatFlags::NoRemoveDir
-            };
-            match nix::unistd::unlinkat(dir.as_fd(), name.as_str(), flag) {
-                Ok(()) | Err(Errno::ENOENT) => {}
-                Err(e) => return Err(fail(format_args!("remove {}", self.at(&name)), e)),
-            }
-        }
-        match nix::unistd::unlinkat(top, INDEX_DIR, UnlinkatFlags::RemoveDir) {
-            Ok(()) | Err(Errno::ENOENT) => Ok(()),
-            Err(e) => Err(fail(format_args!("remove {}", what()), e)),
-        }
+        remove_tree(self.store.fd(), INDEX_DIR).map_err(|(path, e)| {
+            fail(
+                format_args!("remove {}/{path}", self.store.dir().display()),
+                e,
+            )
+        })
     }
 
     /// Throw the index away and rebuild it from the address files (or from
@@ -606,6 +577,35 @@ impl<'s> Index<'s> {
             }
         }
         Ok(())
+    }
+}
+
+/// Remove `name` in `parent` and, if it is a directory, everything in it,
+/// descending only through descriptors opened `O_NOFOLLOW`, so a link is
+/// removed and never followed. The error names the path below `parent`.
+fn remove_tree(parent: BorrowedFd<'_>, name: &str) -> std::result::Result<(), (String, Errno)> {
+    let Some(st) = stat_at(parent, name).map_err(|e| (name.to_string(), e))? else {
+        return Ok(());
+    };
+    if kind(&st) == SFlag::S_IFDIR {
+        let dir = nix::fcntl::openat(
+            parent,
+            name,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| (name.to_string(), e))?;
+        for (child, _) in list_at(dir.as_fd()).map_err(|e| (name.to_string(), e))? {
+            remove_tree(dir.as_fd(), &child).map_err(|(p, e)| (format!("{name}/{p}"), e))?;
+        }
+        match nix::unistd::unlinkat(parent, name, UnlinkatFlags::RemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(e) => Err((name.to_string(), e)),
+        }
+    } else {
+        unlink_at(parent, name)
+            .map(|_| ())
+            .map_err(|e| (name.to_string(), e))
     }
 }
 

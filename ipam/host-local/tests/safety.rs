@@ -126,6 +126,18 @@ fn index_links_are_not_followed() {
         assert_eq!(&fs::read(v).unwrap(), content, "{}", v.display());
     }
     assert_eq!(reservations(&d.net("n1")), ["10.9.0.3"]);
+    // Directories and links planted inside the index: a rebuild removes
+    // them, descending into no link.
+    let keep_dir = d.path().join("outside-keep");
+    fs::create_dir_all(&keep_dir).unwrap();
+    fs::write(keep_dir.join("precious"), "x").unwrap();
+    fs::create_dir_all(idx.join("junk/deeper")).unwrap();
+    fs::write(idx.join("junk/deeper/file"), "x").unwrap();
+    symlink(&keep_dir, idx.join("junk/link")).unwrap();
+    fs::remove_file(idx.join("stamp")).unwrap();
+    assert!(Call::new(OURS, "CHECK", "c2", &c).run().ok);
+    assert!(!idx.join("junk").exists());
+    assert!(keep_dir.join("precious").exists());
     // The index directory itself as a link.
     fs::remove_dir_all(&idx).unwrap();
     let outside_dir = d.path().join("outside-index");
