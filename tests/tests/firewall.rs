@@ -688,3 +688,37 @@ fn parallel_adds_share_one_set_of_jumps() {
         }
     }
 }
+
+/// An iptables ADD failing half-way (IPv4 batch in, IPv6 refused) leaves
+/// neither the IPv4 rules nor the record behind.
+#[test]
+fn an_iptables_add_failing_half_way_is_undone() {
+    let env = env("fw-half");
+    let tools = cni_tests::TempDir::new("fw-half-tools");
+    tools.script(
+        "ip6tables-restore",
+        "#!/bin/sh\necho 'injected failure' >&2\nexit 1\n",
+    );
+    let a = net(&env, "fwa", "fwa0", "10.240.83.0/24", "fd00:cafe:53::/64");
+    let c = attach(&env, &a, "h1");
+    let conf = with_prev(&fw(&env, &a, "iptables", json!({})), &c.result);
+    let path = format!(
+        "{}:{}",
+        tools.path_str(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = env
+        .call("firewall", "ADD", &conf)
+        .container("h1")
+        .netns(&c.ns.path_str())
+        .command();
+    cmd.env("PATH", path);
+    let out = env.host.run(cmd, Some(conf.to_string().as_bytes()));
+    let msg = out.error_with(100);
+    assert!(msg.contains("injected failure"), "{msg}");
+    assert!(!has_rules(&env, "iptables", &c.v4), "IPv4 rules undone");
+    assert_eq!(env.data.listing("firewall/fwa"), Vec::<String>::new());
+    // And a clean ADD afterwards works.
+    fw_verb(&env, "ADD", &c, &fw(&env, &a, "iptables", json!({}))).ok();
+    assert!(has_rules(&env, "iptables", &c.v6));
+}
