@@ -125,17 +125,21 @@ pub fn table_exists(family: NfFamily, table: &str) -> Result<bool> {
 pub fn list_table(family: NfFamily, table: &str) -> Result<Option<Table>> {
     let fam = family_name(family);
     let what = || format!("list nftables table {fam} {table}");
-    let out = match run(&["-j", "list", "table", fam, table], None, &what) {
-        Ok(out) => out,
-        // Listing failed: absent, or something else went wrong. Ask the
-        // list of tables, which is JSON, rather than read the message.
-        Err(e) => {
-            return match table_exists(family, table) {
-                Ok(false) => Ok(None),
-                Ok(true) => Err(e),
-                Err(e2) if e2.is_no_tool() => Err(e2),
-                Err(_) => Err(e),
-            }
+    let mut attempt = 0;
+    let out = loop {
+        match run(&["-j", "list", "table", fam, table], None, &what) {
+            Ok(out) => break out,
+            // Listing failed: absent, or something else went wrong. Ask
+            // the list of tables, which is JSON, rather than read the
+            // message. A table another process created in between is
+            // listed again.
+            Err(e) => match table_exists(family, table) {
+                Ok(false) => return Ok(None),
+                Ok(true) if attempt < 3 => attempt += 1,
+                Ok(true) => return Err(e),
+                Err(e2) if e2.is_no_tool() => return Err(e2),
+                Err(_) => return Err(e),
+            },
         }
     };
     let mut t = Table::default();
