@@ -10,8 +10,10 @@
 //! * this module: the verbs.
 //!
 //! Error codes: 7 invalid configuration (also a requested address outside
-//! every range, or the gateway), 4 bad `CNI_ARGS`, and the plugin-specific
-//! codes below. The reference reports all of these as 999.
+//! every range, or the gateway), 4 bad `CNI_ARGS` (a conflicting repeated
+//! `IP` included), 100 the data directory (I/O, or a network directory that
+//! is a symbolic link), and the plugin-specific codes below. The reference
+//! reports all of these as 999.
 
 pub mod config;
 pub mod index;
@@ -467,10 +469,13 @@ pub fn check(cfg: &Config, id: &str, ifname: &str, prev: Option<&[IpAddr]>) -> R
     Ok(())
 }
 
-/// GC: release every reservation not held by one of `keep`. Files holding
-/// only a container ID stay if any kept attachment has that ID. `lock`,
-/// `last_reserved_ip.*` and anything not named like an address are never
-/// touched. Returns what was released.
+/// GC: release every reservation not held by one of `keep` (an explicit
+/// list, possibly empty; without a list the verb releases nothing and this
+/// is not called). Files holding only a container ID stay if any kept
+/// attachment has that ID; files whose owner is unknown (empty, or a
+/// symbolic link) are stale. `lock`, `last_reserved_ip.*`, the staging file
+/// and anything not named like an address are never touched. Returns what
+/// was released.
 pub fn gc(cfg: &Config, keep: &[Attachment]) -> Result<Vec<IpAddr>> {
     let Some(store) = Store::open_existing(&cfg.data_dir, &cfg.name)? else {
         return Ok(Vec::new());
