@@ -223,16 +223,7 @@ fn iptables_rules(ip: &IpNet, chain: &str, comment: &str) -> Vec<(String, Vec<St
 /// jumping to it, whatever its match (this layout's and the reference's
 /// older `-s <ip>/<prefix>` form alike), by their specs as listed.
 fn iptables_teardown_lines(saved: &Saved, chain: &str) -> Vec<String> {
-    let mut lines: Vec<String> = saved
-        .chain_rules("POSTROUTING")
-        .filter(|r| r.target() == Some(chain))
-        .map(|r| r.delete_line())
-        .collect();
-    if saved.has_chain(chain) {
-        lines.push(format!("-F {chain}"));
-        lines.push(format!("-X {chain}"));
-    }
-    lines
+    saved.teardown_lines("POSTROUTING", chain)
 }
 
 /// Set up masquerade for an attachment's addresses.

@@ -60,6 +60,21 @@ impl Saved {
         self.rules.iter().filter(move |r| r.chain == chain)
     }
 
+    /// Batch lines removing the chain `chain` and every rule of `from`
+    /// jumping to it, by the specs the listing printed.
+    pub fn teardown_lines(&self, from: &str, chain: &str) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .chain_rules(from)
+            .filter(|r| r.target() == Some(chain))
+            .map(|r| r.delete_line())
+            .collect();
+        if self.has_chain(chain) {
+            lines.push(format!("-F {chain}"));
+            lines.push(format!("-X {chain}"));
+        }
+        lines
+    }
+
     /// Parse `iptables-save` output for one table.
     pub fn parse(text: &str, table: &str) -> std::result::Result<Saved, String> {
         let mut saved = Saved::default();

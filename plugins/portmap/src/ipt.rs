@@ -130,21 +130,6 @@ fn dn_rules(s: &Setup, ip: IpAddr, prefix_len: u8) -> Vec<Vec<String>> {
     rules
 }
 
-/// Batch lines removing a container's chain `chain` and the rules jumping
-/// to it from `from`, by their listed specs.
-fn teardown_lines(saved: &Saved, from: &str, chain: &str) -> Vec<String> {
-    let mut lines: Vec<String> = saved
-        .chain_rules(from)
-        .filter(|r| r.target() == Some(chain))
-        .map(|r| r.delete_line())
-        .collect();
-    if saved.has_chain(chain) {
-        lines.push(format!("-F {chain}"));
-        lines.push(format!("-X {chain}"));
-    }
-    lines
-}
-
 fn declare(saved: &Saved, chain: &str, lines: &mut Vec<String>) {
     if !saved.has_chain(chain) {
         lines.push(format!(":{chain} - [0:0]"));
@@ -254,8 +239,8 @@ pub fn remove(v6: bool, network: &str, container_id: &str) -> Result<()> {
         "nat",
         &|| format!("could not teardown ipv{} dnat", if v6 { 6 } else { 4 }),
         &|saved| {
-            let mut lines = teardown_lines(saved, DNAT, &dn);
-            lines.extend(teardown_lines(saved, LEGACY_SNAT, &sn));
+            let mut lines = saved.teardown_lines(DNAT, &dn);
+            lines.extend(saved.teardown_lines(LEGACY_SNAT, &sn));
             lines
         },
     )
