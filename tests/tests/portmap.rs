@@ -132,7 +132,12 @@ impl Env {
         } else {
             "iptables-save"
         };
-        self.env.host.exec(&[bin, "-t", "nat"]).ok().stdout
+        // Without the "# Generated ... on <time>" lines.
+        let out = self.env.host.exec(&[bin, "-t", "nat"]).ok().stdout;
+        out.lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     fn nft(&self, v6: bool) -> String {
