@@ -46,8 +46,8 @@
 use crate::ip;
 use crate::range::RangeSet;
 use crate::store::{
-    describe, kind, list_at, open_at, read_at, stat_at, unlink_at, write_at, Owner, Store,
-    LAST_RESERVED_PREFIX,
+    describe, io_errno, kind, list_at, open_at, open_dir_at, read_at, stat_at, unlink_at, write_at,
+    Owner, Store, LAST_RESERVED_PREFIX,
 };
 use cni::error::PLUGIN_FAILURE;
 use cni::{Error, Result};
@@ -146,6 +146,10 @@ fn has_bucket(present: &[u64; 4], b: u64) -> bool {
     present[(b / 64) as usize] & (1 << (b % 64)) != 0
 }
 
+fn mark_bucket(present: &mut [u64; 4], b: u64) {
+    present[(b / 64) as usize] |= 1 << (b % 64);
+}
+
 /// The stamp's last line: the existing buckets, as 64 hex digits.
 fn buckets_line(present: &[u64; 4]) -> String {
     format!(
@@ -176,13 +180,7 @@ impl<'s> Index<'s> {
 
     /// Open the index without rebuilding it; see [`Index::is_fresh`].
     pub fn open(store: &'s Store, sets: &'s [RangeSet]) -> Result<Index<'s>> {
-        let fd = nix::fcntl::openat(
-            store.fd(),
-            INDEX_DIR,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .ok();
+        let fd = open_dir_at(store.fd(), INDEX_DIR).ok();
         let mut idx = Index {
             store,
             fd,
@@ -239,11 +237,6 @@ impl<'s> Index<'s> {
         }
     }
 
-    /// The range sets the index covers.
-    pub fn range_set(&self, i: usize) -> Option<&RangeSet> {
-        self.sets.get(i)
-    }
-
     /// An update failed after the files changed: log it, and leave the index
     /// unsealed so the next run rebuilds it from the files.
     pub fn poison(&mut self, e: &Error) {
@@ -292,10 +285,9 @@ impl<'s> Index<'s> {
         let d = self.store.fd();
         let m = nix::sys::stat::fstat(d)
             .map_err(|e| fail(format_args!("stat {}", self.store.dir().display()), e))?;
-        let boot = boot_id();
         let mut s = format!(
             "{HEADER}boot {}\ndir {} {} {} {}\n",
-            boot.trim(),
+            boot_id(),
             m.st_ino,
             m.st_mtime,
             m.st_mtime_nsec,
@@ -379,13 +371,7 @@ impl<'s> Index<'s> {
         let what = format!("{}/{INDEX_DIR}", self.store.dir().display());
         nix::sys::stat::mkdirat(top, INDEX_DIR, Mode::from_bits_truncate(0o700))
             .map_err(|e| fail(format_args!("create {what}"), e))?;
-        let fd = nix::fcntl::openat(
-            top,
-            INDEX_DIR,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| fail(format_args!("open {what}"), e))?;
+        let fd = open_dir_at(top, INDEX_DIR).map_err(|e| fail(format_args!("open {what}"), e))?;
         self.fd = Some(fd);
 
         let mut buckets: BTreeMap<u64, String> = BTreeMap::new();
@@ -397,7 +383,7 @@ impl<'s> Index<'s> {
         let mut present = [0u64; 4];
         for (b, lines) in buckets {
             self.write(&bucket_name(b), format!("{HEADER}{lines}").as_bytes())?;
-            present[(b / 64) as usize] |= 1 << (b % 64);
+            mark_bucket(&mut present, b);
         }
         self.present = Some(present);
         for (si, set) in self.sets.iter().enumerate() {
@@ -435,11 +421,21 @@ impl<'s> Index<'s> {
         parse_bucket(&String::from_utf8_lossy(&text))
     }
 
+    /// [`Index::read_bucket`], with a missing or damaged bucket an error.
+    fn bucket(&self, b: u64) -> Result<Vec<Entry>> {
+        self.read_bucket(b).ok_or_else(|| {
+            Error::new(
+                PLUGIN_FAILURE,
+                format!("{} is missing or damaged", self.at(&bucket_name(b))),
+            )
+        })
+    }
+
     /// Write bucket `b` and record that it exists.
     fn write_bucket(&mut self, b: u64, entries: &[Entry]) -> Result<()> {
         self.write(&bucket_name(b), bucket_text(entries).as_bytes())?;
         if let Some(p) = self.present.as_mut() {
-            p[(b / 64) as usize] |= 1 << (b % 64);
+            mark_bucket(p, b);
         }
         Ok(())
     }
@@ -455,15 +451,7 @@ impl<'s> Index<'s> {
                     self.at(&bucket_name(b))
                 );
                 self.rebuild(None)?;
-                self.read_bucket(b).ok_or_else(|| {
-                    Error::new(
-                        PLUGIN_FAILURE,
-                        format!(
-                            "{} unreadable right after a rebuild",
-                            self.at(&bucket_name(b))
-                        ),
-                    )
-                })?
+                self.bucket(b)?
             }
         };
         Ok(all
@@ -476,12 +464,7 @@ impl<'s> Index<'s> {
     pub fn add(&mut self, a: IpAddr, owner: &Owner) -> Result<()> {
         if entry_line(a, owner).is_some() {
             let b = bucket_of(&owner.id);
-            let mut entries = self.read_bucket(b).ok_or_else(|| {
-                Error::new(
-                    PLUGIN_FAILURE,
-                    format!("{} is missing or damaged", self.at(&bucket_name(b))),
-                )
-            })?;
+            let mut entries = self.bucket(b)?;
             entries.push(Entry {
                 ip: a,
                 owner: owner.clone(),
@@ -498,13 +481,7 @@ impl<'s> Index<'s> {
         }
         let b = bucket_of(id);
         let kept: Vec<Entry> = self
-            .read_bucket(b)
-            .ok_or_else(|| {
-                Error::new(
-                    PLUGIN_FAILURE,
-                    format!("{} is missing or damaged", self.at(&bucket_name(b))),
-                )
-            })?
+            .bucket(b)?
             .into_iter()
             .filter(|e| !(e.owner.id == id.trim() && released.contains(&e.ip)))
             .collect();
@@ -538,12 +515,9 @@ impl<'s> Index<'s> {
             let f = open_at(self.dir_or_err()?, &key.0, OFlag::O_RDONLY, 0)
                 .map_err(|e| fail(format_args!("open {}", self.at(&key.0)), e))?;
             let mut buf = vec![0u8; PAGE as usize];
-            let n = f.read_at(&mut buf, page * PAGE).map_err(|e| {
-                fail(
-                    format_args!("read {}", self.at(&key.0)),
-                    crate::store::io_errno(e),
-                )
-            })?;
+            let n = f
+                .read_at(&mut buf, page * PAGE)
+                .map_err(|e| fail(format_args!("read {}", self.at(&key.0)), io_errno(e)))?;
             buf.truncate(n);
             self.pages.insert(key.clone(), buf);
         }
@@ -564,13 +538,12 @@ impl<'s> Index<'s> {
         let mask = 1u8 << (off % 8);
         let f = open_at(self.dir_or_err()?, &name, OFlag::O_RDWR, 0)
             .map_err(|e| fail(format_args!("open {}", self.at(&name)), e))?;
-        let io = |e: std::io::Error| crate::store::io_errno(e);
         let mut cur = [0u8; 1];
         f.read_exact_at(&mut cur, byte)
-            .map_err(|e| fail(format_args!("read {}", self.at(&name)), io(e)))?;
+            .map_err(|e| fail(format_args!("read {}", self.at(&name)), io_errno(e)))?;
         let new = if held { cur[0] | mask } else { cur[0] & !mask };
         f.write_all_at(&[new], byte)
-            .map_err(|e| fail(format_args!("write {}", self.at(&name)), io(e)))?;
+            .map_err(|e| fail(format_args!("write {}", self.at(&name)), io_errno(e)))?;
         if let Some(p) = self.pages.get_mut(&(name, byte / PAGE)) {
             if let Some(b) = p.get_mut((byte % PAGE) as usize) {
                 *b = new;
@@ -588,13 +561,7 @@ fn remove_tree(parent: BorrowedFd<'_>, name: &str) -> std::result::Result<(), (S
         return Ok(());
     };
     if kind(&st) == SFlag::S_IFDIR {
-        let dir = nix::fcntl::openat(
-            parent,
-            name,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| (name.to_string(), e))?;
+        let dir = open_dir_at(parent, name).map_err(|e| (name.to_string(), e))?;
         for (child, _) in list_at(dir.as_fd()).map_err(|e| (name.to_string(), e))? {
             remove_tree(dir.as_fd(), &child).map_err(|(p, e)| (format!("{name}/{p}"), e))?;
         }
@@ -678,6 +645,11 @@ mod tests {
         p
     }
 
+    /// The bucket file holding `id`'s entries in the index of network `n` under `d`.
+    fn bucket_file(d: &std::path::Path, id: &str) -> PathBuf {
+        d.join("n").join(INDEX_DIR).join(bucket_name(bucket_of(id)))
+    }
+
     #[test]
     fn index_files_never_match_a_reference_del() {
         // The reference compares TrimSpace(content) with "id\r\nifname" and "id";
@@ -726,13 +698,7 @@ mod tests {
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].ip, a);
         // A damaged bucket is rebuilt, not trusted.
-        fs::write(
-            d.join("n")
-                .join(INDEX_DIR)
-                .join(bucket_name(bucket_of("ref"))),
-            "garbage",
-        )
-        .unwrap();
+        fs::write(bucket_file(&d, "ref"), "garbage").unwrap();
         assert_eq!(idx.entries("ref").unwrap().len(), 1);
         assert_eq!(idx.rebuilds, 2);
         drop(idx);
@@ -767,11 +733,7 @@ mod tests {
         idx.remove("c1", &[b]).unwrap();
         // The bucket stays, empty: only a damaged index lacks one.
         assert!(idx.entries("c1").unwrap().is_empty());
-        assert!(d
-            .join("n")
-            .join(INDEX_DIR)
-            .join(bucket_name(bucket_of("c1")))
-            .is_file());
+        assert!(bucket_file(&d, "c1").is_file());
         drop(idx);
         drop(s);
         fs::remove_dir_all(&d).unwrap();

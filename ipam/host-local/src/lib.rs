@@ -230,21 +230,14 @@ fn take_all(
 fn set_cursors(store: &Store, taken: &[IpAddr]) -> Result<()> {
     let mut before = Vec::with_capacity(taken.len());
     for (si, a) in taken.iter().enumerate() {
-        let old = match store.read_cursor(si) {
-            Ok(old) => old,
-            Err(e) => {
-                restore_cursors(store, before);
-                return Err(e);
-            }
-        };
-        match store.set_last_reserved(si, *a) {
-            Ok(()) => before.push((si, old)),
-            Err(e) => {
-                // This one may be half-written too.
-                before.push((si, old));
-                restore_cursors(store, before);
-                return Err(e);
-            }
+        let written = store.read_cursor(si).and_then(|old| {
+            // Noted before the write: a failed write may be half done too.
+            before.push((si, old));
+            store.set_last_reserved(si, *a)
+        });
+        if let Err(e) = written {
+            restore_cursors(store, before);
+            return Err(e);
         }
     }
     Ok(())

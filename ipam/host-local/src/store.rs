@@ -138,6 +138,16 @@ pub(crate) fn open_at(
     .map(File::from)
 }
 
+/// Open the directory `name` in `dir`, never through a symbolic link.
+pub(crate) fn open_dir_at(dir: BorrowedFd<'_>, name: &str) -> nix::Result<OwnedFd> {
+    nix::fcntl::openat(
+        dir,
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
 /// The whole content of `name` in `dir`.
 pub(crate) fn read_at(dir: BorrowedFd<'_>, name: &str) -> nix::Result<Vec<u8>> {
     let mut f = open_at(dir, name, OFlag::O_RDONLY, 0)?;
