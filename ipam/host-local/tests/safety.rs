@@ -8,7 +8,7 @@ mod common;
 use common::{reservations, wait, Call, TempDir, OURS};
 use std::fs;
 use std::os::unix::fs::symlink;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 fn conf(dir: &TempDir, ipam: &str) -> String {
@@ -183,22 +183,9 @@ fn a_reservation_that_is_a_symlink_is_never_followed() {
 /// non-empty file: `ulimit -f 0` lets it create files but not write them,
 /// exactly a host-local killed between creating a file and writing it.
 fn add_killed_at_first_write(c: &str, id: &str) {
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(format!("ulimit -f 0; exec {OURS}"))
-        .env_clear()
-        .env("CNI_COMMAND", "ADD")
-        .env("CNI_CONTAINERID", id)
-        .env("CNI_NETNS", "/var/run/netns/hl-test-unused")
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_PATH", "/nonexistent")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(c.as_bytes()).unwrap();
+    let mut sh = Command::new("sh");
+    sh.arg("-c").arg(format!("ulimit -f 0; exec {OURS}"));
+    let child = Call::new(OURS, "ADD", id, c).spawn_via(sh);
     let o = wait(child, Duration::from_secs(60));
     assert!(!o.ok, "the ADD was meant to die: {}", o.stdout);
 }

@@ -118,7 +118,12 @@ impl<'a> Call<'a> {
     }
 
     pub fn spawn(&self) -> Child {
-        let mut c = Command::new(self.bin);
+        self.spawn_via(Command::new(self.bin))
+    }
+
+    /// Start `c` (a wrapper that ends up exec'ing `bin`, say) with this
+    /// call's environment and config.
+    pub fn spawn_via(&self, mut c: Command) -> Child {
         c.env_clear()
             .env("CNI_COMMAND", self.cmd)
             .env("CNI_PATH", "/nonexistent")
@@ -131,9 +136,7 @@ impl<'a> Call<'a> {
                 .env("CNI_NETNS", "/var/run/netns/hl-test-unused")
                 .env("CNI_IFNAME", self.ifname);
         }
-        let mut child = c
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin));
+        let mut child = c.spawn().unwrap_or_else(|e| panic!("spawn {c:?}: {e}"));
         let mut stdin = child.stdin.take().expect("stdin");
         stdin.write_all(self.conf.as_bytes()).expect("write config");
         drop(stdin);
@@ -166,16 +169,19 @@ pub fn wait(mut child: Child, limit: Duration) -> Out {
     }
 }
 
-/// The names of the reservation files (address-named) in a network directory.
+/// The names of the reservation files (address-named) in a network
+/// directory; none when the directory does not exist. Any other failure to
+/// list it fails the test, never reads as "no reservations".
 pub fn reservations(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut v: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .map(|e| e.unwrap_or_else(|e| panic!("list {}: {e}", dir.display())))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => panic!("list {}: {e}", dir.display()),
+    };
     v.sort();
     v
 }
