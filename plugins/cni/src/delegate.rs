@@ -186,7 +186,7 @@ fn start(binary: &Path, env: &[(&str, String)], stdin: &[u8], opts: Opts) -> Res
             Ok(c) => break c,
             // A binary being replaced on disk (an upgrade in progress) is
             // "text file busy" for a moment; libcni retries too.
-            Err(e) if e.raw_os_error() == Some(libc_etxtbsy()) && tries < 5 => {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 5 => {
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(200 * tries));
             }
@@ -377,10 +377,6 @@ pub fn exec(binary: &Path, env: &[(&str, String)], stdin: &[u8]) -> Result<Vec<u
     spawn_plugin(binary, env, stdin)?.wait()
 }
 
-fn libc_etxtbsy() -> i32 {
-    26 // ETXTBSY on Linux
-}
-
 /// A delegate started by [`spawn`]; the caller does other work meanwhile.
 pub struct Pending {
     running: Running,
@@ -533,13 +529,22 @@ mod tests {
     /// A fake IPAM plugin: a shell script recording its env and stdin, then
     /// printing `reply` and exiting with `rc`.
     fn fake(dir: &Path, name: &str, reply: &str, rc: i32) {
-        let script = format!(
-            "#!/bin/sh\nenv | grep ^CNI_ | sort > \"{d}/{name}.env\"\ncat > \"{d}/{name}.stdin\"\nprintf '%s' '{reply}'\nexit {rc}\n",
-            d = dir.display()
+        script(
+            dir,
+            name,
+            &format!(
+                "env | grep ^CNI_ | sort > \"{d}/{name}.env\"\ncat > \"{d}/{name}.stdin\"\nprintf '%s' '{reply}'\nexit {rc}\n",
+                d = dir.display()
+            ),
         );
+    }
+
+    /// An executable shell script `dir/name` running `body`.
+    fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
         let p = dir.join(name);
-        std::fs::write(&p, script).unwrap();
+        std::fs::write(&p, format!("#!/bin/sh\n{body}")).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
     }
 
     fn request(dir: &Path, conf: &str) -> Request {
@@ -627,13 +632,11 @@ mod tests {
     #[test]
     fn a_plugin_failing_without_a_cni_error_is_described_by_its_stderr() {
         let t = TempDir::new("stderr");
-        let p = t.0.join("fake-ipam");
-        std::fs::write(
-            &p,
-            "#!/bin/sh\ncat >/dev/null\necho 'panic: runtime error' >&2\nexit 2\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        script(
+            &t.0,
+            "fake-ipam",
+            "cat >/dev/null\necho 'panic: runtime error' >&2\nexit 2\n",
+        );
         let e = ipam_add(&request(&t.0, CONF)).unwrap_err();
         assert_eq!(e.code, PLUGIN_FAILURE);
         assert!(e.msg.contains("exit status: 2"), "{}", e.msg);
@@ -645,13 +648,14 @@ mod tests {
     #[test]
     fn an_unparsable_ipam_result_is_released() {
         let t = TempDir::new("unparsable");
-        let p = t.0.join("fake-ipam");
-        let script = format!(
-            "#!/bin/sh\ncat >/dev/null\necho \"$CNI_COMMAND\" >> \"{}/calls\"\n[ \"$CNI_COMMAND\" = ADD ] && printf '%s' '{{\"cniVersion\":\"1.0.0\",\"ips\":[{{\"address\":\"bad\"}}]}}'\nexit 0\n",
-            t.0.display()
+        script(
+            &t.0,
+            "fake-ipam",
+            &format!(
+                "cat >/dev/null\necho \"$CNI_COMMAND\" >> \"{}/calls\"\n[ \"$CNI_COMMAND\" = ADD ] && printf '%s' '{{\"cniVersion\":\"1.0.0\",\"ips\":[{{\"address\":\"bad\"}}]}}'\nexit 0\n",
+                t.0.display()
+            ),
         );
-        std::fs::write(&p, script).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         let req = request(&t.0, CONF);
         {
             let mut undo = crate::rollback::Rollback::new();
@@ -678,16 +682,14 @@ mod tests {
     fn a_delegate_past_its_timeout_is_killed() {
         let t = TempDir::new("timeout");
         let pidfile = t.0.join("pid");
-        let p = t.0.join("slow");
-        std::fs::write(
-            &p,
-            format!(
-                "#!/bin/sh\ncat >/dev/null\necho $$ > \"{}\"\nexec sleep 30\n",
+        let p = script(
+            &t.0,
+            "slow",
+            &format!(
+                "cat >/dev/null\necho $$ > \"{}\"\nexec sleep 30\n",
                 pidfile.display()
             ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        );
         let opts = Opts {
             die_with_parent: true,
             timeout: Some(Duration::from_millis(300)),
