@@ -50,12 +50,7 @@ pub fn build_gc_request(
     valid: &[Attachment],
 ) -> Value {
     let mut conf = base_request(list, plugin);
-    let v = Value::Array(
-        valid
-            .iter()
-            .map(|a| serde_json::json!({"containerID": a.container_id, "ifname": a.ifname}))
-            .collect(),
-    );
+    let v = serde_json::json!(valid);
     conf.insert("cni.dev/valid-attachments".into(), v.clone());
     conf.insert("cni.dev/attachments".into(), v);
     Value::Object(conf)
