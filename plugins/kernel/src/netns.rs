@@ -141,14 +141,16 @@ fn open_checked(path: &Path) -> std::result::Result<Netns, Refused> {
         what: format!("{} ({is})", what()),
         kind: Kind::NotNetns,
     };
-    // stat(2) follows the /proc/<pid>/ns/net symlinks, as open does.
-    let meta = std::fs::metadata(path).map_err(|e| match e.raw_os_error() {
+    // Gone (before the stat, or between it and the open) is a leftover.
+    let io_refused = |e: std::io::Error| match e.raw_os_error() {
         Some(libc::ENOENT) => Refused::Leftover(Error {
             what: what(),
             kind: Kind::NetnsGone,
         }),
         _ => Refused::Other(Error::io(what(), &e)),
-    })?;
+    };
+    // stat(2) follows the /proc/<pid>/ns/net symlinks, as open does.
+    let meta = std::fs::metadata(path).map_err(io_refused)?;
     let ft = meta.file_type();
     if !ft.is_file() {
         let is = if ft.is_fifo() {
@@ -171,13 +173,7 @@ fn open_checked(path: &Path) -> std::result::Result<Netns, Refused> {
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ENOENT) => Refused::Leftover(Error {
-                what: what(),
-                kind: Kind::NetnsGone,
-            }),
-            _ => Refused::Other(Error::io(what(), &e)),
-        })?;
+        .map_err(io_refused)?;
     let meta = file
         .metadata()
         .map_err(|e| Refused::Other(Error::io(what(), &e)))?;
