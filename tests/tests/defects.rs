@@ -5,7 +5,8 @@
 //! plugin.
 //!
 //! Needs root and our plugins built (`cargo build -p bridge -p ptp -p
-//! loopback`), and a host-local (ours when built, else the reference one).
+//! loopback -p host-local`): the host-local is always ours, never the
+//! reference's.
 
 use cni_tests::{
     default_host_local, host_local_ipam, merge, our_plugin, Output, PluginEnv, TempDir, TestNetns,
@@ -263,6 +264,24 @@ fn sleepy_ipam(env: &PluginEnv) -> std::path::PathBuf {
     pidfile
 }
 
+/// A bridge config `network` (bridge `<network>0`) whose IPAM is
+/// [`sleepy_ipam`], and the command of its ADD for `container` in `ctr`.
+fn sleepy_add(
+    env: &PluginEnv,
+    ctr: &TestNetns,
+    network: &str,
+    container: &str,
+) -> (Value, std::process::Command) {
+    let conf = json!({"cniVersion": "1.0.0", "name": network, "type": "bridge",
+                      "bridge": format!("{network}0"), "ipam": {"type": "sleepy-ipam"}});
+    let cmd = env
+        .call("bridge", "ADD", &conf)
+        .container(container)
+        .netns(&ctr.path_str())
+        .command();
+    (conf, cmd)
+}
+
 fn wait_for_pid(pidfile: &Path) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -283,13 +302,7 @@ fn ipam_child_dies_with_a_killed_plugin() {
     let env = env("df-kill");
     let pidfile = sleepy_ipam(&env);
     let ctr = TestNetns::new("df-kill-c");
-    let conf = json!({"cniVersion": "1.0.0", "name": "dfkill", "type": "bridge",
-                      "bridge": "dfbr3", "ipam": {"type": "sleepy-ipam"}});
-    let mut cmd = env
-        .call("bridge", "ADD", &conf)
-        .container("k1")
-        .netns(&ctr.path_str())
-        .command();
+    let (conf, mut cmd) = sleepy_add(&env, &ctr, "dfkill", "k1");
     env.host.ns().enter_on_exec(&mut cmd);
     cmd.stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
@@ -327,13 +340,7 @@ fn a_hanging_ipam_plugin_times_out() {
     let pidfile = sleepy_ipam(&env);
     let ctr = TestNetns::new("df-tmo-c");
     let before = env.host.link_names();
-    let conf = json!({"cniVersion": "1.0.0", "name": "dftmo", "type": "bridge",
-                      "bridge": "dfbr4", "ipam": {"type": "sleepy-ipam"}});
-    let mut cmd = env
-        .call("bridge", "ADD", &conf)
-        .container("t1")
-        .netns(&ctr.path_str())
-        .command();
+    let (conf, mut cmd) = sleepy_add(&env, &ctr, "dftmo", "t1");
     cmd.env("CNI_DELEGATE_TIMEOUT_MS", "500");
     let started = Instant::now();
     let out = env.host.run(cmd, Some(conf.to_string().as_bytes()));
