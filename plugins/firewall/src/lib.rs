@@ -19,7 +19,8 @@ pub mod state;
 
 use cni::error::{PLUGIN_NOT_AVAILABLE, UNSUPPORTED_FIELD};
 use cni::{CniResult, Error, Plugin, Request, Result, Version};
-use cni_kernel::ipmasq::{tolerate_missing_other, Backend};
+use cni_kernel::attachment;
+use cni_kernel::netfilter::{tolerate_missing_other, Backend};
 use serde::Deserialize;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -159,14 +160,6 @@ impl Settings {
     }
 }
 
-fn owner(req: &Request) -> nftb::Owner<'_> {
-    nftb::Owner {
-        network: &req.net.name,
-        ifname: &req.ifname,
-        container_id: &req.container_id,
-    }
-}
-
 fn prev_required(req: &Request) -> Result<CniResult> {
     req.net
         .prev_result()?
@@ -241,7 +234,7 @@ impl Plugin for Firewall {
                     bridge: b,
                     isolated: s.policy == Policy::Isolated,
                 });
-                nftb::add(&ips, &owner(req), iso.as_ref())?;
+                nftb::add(&ips, &attachment::owner(req), iso.as_ref())?;
             }
             Backend::Iptables => {
                 let iso = bridge.map(|b| ipt::Isolation {
@@ -275,7 +268,7 @@ impl Plugin for Firewall {
         let prev = prev_required(req)?;
         let ips = addresses(&prev);
         let missing = match s.backend {
-            Backend::Nftables => nftb::check(&ips, &owner(req))?,
+            Backend::Nftables => nftb::check(&ips, &attachment::owner(req))?,
             Backend::Iptables => ipt::check(&s.admin, &ips)?,
         };
         match missing {
@@ -318,7 +311,7 @@ impl Plugin for Firewall {
         errors.note(tolerate_missing_other(
             Backend::Nftables,
             s.backend,
-            nftb::del(&owner(req)),
+            nftb::del(&attachment::owner(req)),
         ));
         if !ips.is_empty() {
             errors.note(tolerate_missing_other(

@@ -30,7 +30,7 @@
 use cni_kernel::iptables::Lock;
 use cni_kernel::nft::{self, x, Batch, NfFamily};
 use cni_kernel::Result;
-use nftables::expr::{Expression, MetaKey, NamedExpression, CT};
+use nftables::expr::{Expression, MetaKey};
 use nftables::schema::{NfCmd, NfListObject};
 use nftables::stmt::Operator;
 use nftables::types::{NfChainType, NfHook};
@@ -44,39 +44,7 @@ pub const STAGE1: &str = "isolation_stage_1";
 pub const STAGE2: &str = "isolation_stage_2";
 const F: NfFamily = NfFamily::INet;
 
-/// The attachment rules belong to.
-pub struct Owner<'a> {
-    pub network: &'a str,
-    pub ifname: &'a str,
-    pub container_id: &'a str,
-}
-
-fn network_tag(network: &str) -> String {
-    nft::hash_hex(network, 16)
-}
-
-/// The first part of an attachment's rule comments.
-pub fn tag(o: &Owner) -> String {
-    format!(
-        "{}-{}",
-        network_tag(o.network),
-        nft::hash_hex(&format!("{}:{}", o.ifname, o.container_id), 16)
-    )
-}
-
-pub fn comment(o: &Owner) -> String {
-    nft::truncate_comment(format!(
-        "{}, net: {}, if: {}, id: {}",
-        tag(o),
-        o.network,
-        o.ifname,
-        o.container_id
-    ))
-}
-
-fn tag_of(c: &str) -> &str {
-    c.split(',').next().unwrap_or_default()
-}
+pub use cni_kernel::netfilter::Owner;
 
 /// The jumps of `forward`, in order: (target, comment).
 const STRUCTURE: [(&str, &str); 3] = [
@@ -85,21 +53,9 @@ const STRUCTURE: [(&str, &str); 3] = [
     (CONTAINERS, "CNI firewall plugin rules"),
 ];
 
-fn proto(ip: IpAddr) -> &'static str {
-    if ip.is_ipv4() {
-        "ip"
-    } else {
-        "ip6"
-    }
-}
-
 fn ct_established() -> x::Stmt {
-    x::matches(
-        Expression::Named(NamedExpression::CT(CT {
-            key: "state".into(),
-            family: None,
-            dir: None,
-        })),
+    x::ct(
+        "state",
         Operator::IN,
         Expression::List(vec![x::s("established"), x::s("related")]),
     )
@@ -198,22 +154,22 @@ pub fn add_batch(
         }
     }
     // A repeated ADD of the same attachment replaces its rules.
-    let t = tag(o);
+    let t = o.tag();
     if let Some(l) = listed {
         for r in l.chain_rules(CONTAINERS) {
-            if r.comment.as_deref().map(tag_of) == Some(t.as_str()) {
+            if r.comment.as_deref().map(Owner::tag_of) == Some(t.as_str()) {
                 b.add_cmd(r.delete());
             }
         }
     }
-    let c = comment(o);
+    let c = o.comment();
     let mut seen = Vec::new();
     for ip in ips {
         if seen.contains(ip) {
             continue;
         }
         seen.push(*ip);
-        let p = proto(*ip);
+        let p = x::proto(*ip);
         let a = x::s(ip.to_string());
         for expr in [
             vec![
@@ -269,11 +225,11 @@ pub fn add(ips: &[IpAddr], o: &Owner, iso: Option<&Isolation>) -> Result<()> {
 /// DEL: the attachment's rules, found by their tag; nothing else.
 pub fn del(o: &Owner) -> Result<()> {
     let what = || format!("delete nftables firewall rules of {}", o.container_id);
-    let t = tag(o);
+    let t = o.tag();
     nft::remove(
         F,
         TABLE,
-        &|r| r.chain == CONTAINERS && r.comment.as_deref().map(tag_of) == Some(t.as_str()),
+        &|r| r.chain == CONTAINERS && r.comment.as_deref().map(Owner::tag_of) == Some(t.as_str()),
         &|_| false,
         &what,
     )
@@ -283,8 +239,8 @@ pub fn del(o: &Owner) -> Result<()> {
 /// GC: the rules of `network` whose attachment is not in `keep`.
 pub fn gc(network: &str, keep: &[Owner]) -> Result<usize> {
     let what = || format!("GC nftables firewall rules of network {network}");
-    let prefix = format!("{}-", network_tag(network));
-    let kept: Vec<String> = keep.iter().map(tag).collect();
+    let prefix = format!("{}-", Owner::network_tag(network));
+    let kept: Vec<String> = keep.iter().map(Owner::tag).collect();
     nft::remove(
         F,
         TABLE,
@@ -292,7 +248,7 @@ pub fn gc(network: &str, keep: &[Owner]) -> Result<usize> {
             r.chain == CONTAINERS
                 && r.comment
                     .as_deref()
-                    .map(tag_of)
+                    .map(Owner::tag_of)
                     .is_some_and(|t| t.starts_with(&prefix) && !kept.iter().any(|k| k == t))
         },
         &|_| false,
@@ -327,17 +283,17 @@ pub fn check(ips: &[IpAddr], o: &Owner) -> Result<Option<String>> {
             )));
         }
     }
-    let tg = tag(o);
+    let tg = o.tag();
     let mine: Vec<&nft::Listed> = t
         .chain_rules(CONTAINERS)
-        .filter(|r| r.comment.as_deref().map(tag_of) == Some(tg.as_str()))
+        .filter(|r| r.comment.as_deref().map(Owner::tag_of) == Some(tg.as_str()))
         .collect();
     for ip in ips {
         for field in ["daddr", "saddr"] {
             if !mine.iter().any(|r| matches_addr(r, field, *ip)) {
                 return Ok(Some(format!(
                     "expected rule {} {field} {ip} ... accept not found in chain {CONTAINERS}",
-                    proto(*ip)
+                    x::proto(*ip)
                 )));
             }
         }
@@ -364,8 +320,8 @@ mod tests {
 
     #[test]
     fn comment_starts_with_network_then_attachment_hash() {
-        let c = comment(&owner());
-        assert_eq!(tag_of(&c), tag(&owner()));
+        let c = owner().comment();
+        assert_eq!(Owner::tag_of(&c), owner().tag());
         assert!(c.starts_with(&nft::hash_hex("net", 16)));
         assert!(c.ends_with(", net: net, if: eth0, id: c1"), "{c}");
     }

@@ -17,6 +17,7 @@
 
 use crate::error::{Error, Result};
 use crate::iptables::{self, strings, Saved};
+use crate::netfilter::tolerate_missing_other;
 use crate::nft::{self, x, Batch, NfFamily};
 use ipnet::IpNet;
 use nftables::schema::{FlushObject, NfCmd, NfListObject};
@@ -26,79 +27,7 @@ const TABLE: &str = "cni_plugins_masquerade";
 const CHAIN: &str = "masq_checks";
 const POSTROUTING: &str = "postrouting";
 
-/// Which firewall tool carries the rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Nftables,
-    Iptables,
-}
-
-impl Backend {
-    /// `ipMasqBackend`: `"nftables"` (default) or `"iptables"`.
-    pub fn parse(s: Option<&str>) -> std::result::Result<Backend, String> {
-        match s {
-            None | Some("") | Some("nftables") => Ok(Backend::Nftables),
-            Some("iptables") => Ok(Backend::Iptables),
-            Some(other) => Err(format!(
-                "ipMasqBackend: {other:?} is not \"nftables\" or \"iptables\""
-            )),
-        }
-    }
-}
-
-/// Run a teardown step of `backend` while `configured` is the backend the
-/// config names: the configured one's tool must be runnable; the other's
-/// may be missing (then it can have left no rules of ours... or the
-/// operator removed it, and there is nothing we could do anyway).
-pub fn tolerate_missing_other(backend: Backend, configured: Backend, r: Result<()>) -> Result<()> {
-    match r {
-        Err(e) if e.is_no_tool() && backend != configured => {
-            log::debug!("{e}: skipped");
-            Ok(())
-        }
-        other => other,
-    }
-}
-
-/// The attachment the rules belong to.
-#[derive(Debug, Clone)]
-pub struct Owner<'a> {
-    pub network: &'a str,
-    pub ifname: &'a str,
-    pub container_id: &'a str,
-}
-
-fn network_hash(network: &str) -> String {
-    nft::hash_hex(network, 16)
-}
-
-fn instance_hash(o: &Owner) -> String {
-    format!(
-        "{}-{}",
-        network_hash(o.network),
-        nft::hash_hex(&format!("{}:{}", o.ifname, o.container_id), 16)
-    )
-}
-
-/// The comment on an attachment's nftables rule: hash first (what DEL and GC
-/// match on), then a readable description.
-pub fn nft_comment(o: &Owner) -> String {
-    nft::truncate_comment(format!(
-        "{}, net: {}, if: {}, id: {}",
-        instance_hash(o),
-        o.network.replace('"', ""),
-        o.ifname.replace('"', ""),
-        o.container_id.replace('"', "")
-    ))
-}
-
-fn proto_of(ip: &IpNet) -> &'static str {
-    if ip.addr().is_ipv4() {
-        "ip"
-    } else {
-        "ip6"
-    }
-}
+pub use crate::netfilter::{Backend, Owner};
 
 /// The nftables transaction that sets up masquerade for `ips`, replacing
 /// any rules this attachment had (`stale`, listed before).
@@ -146,7 +75,7 @@ pub fn nft_setup_batch(ips: &[IpNet], o: &Owner, stale: &[nft::Listed]) -> Batch
         b.add_cmd(r.delete());
     }
     for ip in ips {
-        let p = proto_of(ip);
+        let p = x::proto(ip.addr());
         b.add(NfListObject::Rule(nft::rule(
             f,
             TABLE,
@@ -156,7 +85,7 @@ pub fn nft_setup_batch(ips: &[IpNet], o: &Owner, stale: &[nft::Listed]) -> Batch
                 x::ne(x::payload(p, "daddr"), x::prefix(&ip.trunc())),
                 x::masquerade(),
             ],
-            Some(nft_comment(o)),
+            Some(o.comment()),
         )));
     }
     b
@@ -236,7 +165,7 @@ pub fn setup(backend: Backend, ips: &[IpNet], o: &Owner) -> Result<()> {
     };
     match backend {
         Backend::Nftables => {
-            let stale = nft_rules_with_prefix(&instance_hash(o))?;
+            let stale = nft_rules_with_prefix(&o.tag())?;
             nft::apply(nft_setup_batch(ips, o, &stale), &what)
         }
         Backend::Iptables => {
@@ -279,7 +208,7 @@ pub fn setup(backend: Backend, ips: &[IpNet], o: &Owner) -> Result<()> {
 pub fn teardown(configured: Backend, o: &Owner) -> Result<()> {
     let what = || format!("tear down ipMasq for container {}", o.container_id);
     let mut errors = Vec::new();
-    let prefix = instance_hash(o);
+    let prefix = o.tag();
     let nft = nft::remove(
         NfFamily::INet,
         TABLE,
@@ -311,7 +240,7 @@ pub fn teardown(configured: Backend, o: &Owner) -> Result<()> {
 pub fn check(backend: Backend, ips: &[IpNet], o: &Owner) -> Result<bool> {
     match backend {
         Backend::Nftables => {
-            let rules = nft_rules_with_prefix(&instance_hash(o))?;
+            let rules = nft_rules_with_prefix(&o.tag())?;
             Ok(ips.iter().all(|ip| {
                 rules
                     .iter()
@@ -357,14 +286,15 @@ pub fn gc(configured: Backend, network: &str, keep: &[(String, String)]) -> Resu
     let valid: Vec<String> = keep
         .iter()
         .map(|(id, ifname)| {
-            nft_comment(&Owner {
+            Owner {
                 network,
                 ifname,
                 container_id: id,
-            })
+            }
+            .comment()
         })
         .collect();
-    let net_prefix = network_hash(network);
+    let net_prefix = Owner::network_tag(network);
     let mut removed = 0;
     let mut errors = Vec::new();
     let nft = nft::remove(
@@ -424,16 +354,6 @@ mod tests {
             ifname: "eth0",
             container_id: "c1",
         }
-    }
-
-    #[test]
-    fn comment_layout_matches_reference() {
-        let c = nft_comment(&owner());
-        let (hash, rest) = c.split_once(", ").unwrap();
-        assert_eq!(hash.len(), 33);
-        assert_eq!(&hash[..16], nft::hash_hex("mynet", 16));
-        assert_eq!(&hash[17..], nft::hash_hex("eth0:c1", 16));
-        assert_eq!(rest, "net: mynet, if: eth0, id: c1");
     }
 
     #[test]
@@ -503,7 +423,7 @@ mod tests {
             v4["add"]["rule"]["expr"][0]["match"]["left"]["payload"]["field"],
             "saddr"
         );
-        assert_eq!(v4["add"]["rule"]["comment"], nft_comment(&owner()));
+        assert_eq!(v4["add"]["rule"]["comment"], owner().comment());
         assert!(
             text.contains(r#""prefix":{"addr":"10.1.0.0","len":24}"#),
             "{text}"
@@ -513,8 +433,5 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#""handle":4"#), "{text}");
-        assert_eq!(Backend::parse(None), Ok(Backend::Nftables));
-        assert_eq!(Backend::parse(Some("iptables")), Ok(Backend::Iptables));
-        assert!(Backend::parse(Some("pf")).is_err());
     }
 }

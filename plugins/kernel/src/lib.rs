@@ -12,6 +12,7 @@ pub mod iface;
 pub mod ipmasq;
 pub mod iptables;
 pub mod link;
+pub mod netfilter;
 pub mod netlink;
 pub mod netns;
 pub mod nft;

@@ -293,6 +293,29 @@ pub mod x {
         )))
     }
 
+    /// The payload protocol of an address: `ip` or `ip6`.
+    pub fn proto(ip: std::net::IpAddr) -> &'static str {
+        if ip.is_ipv4() {
+            "ip"
+        } else {
+            "ip6"
+        }
+    }
+
+    /// `ct KEY OP RIGHT`, e.g. `ct state { established, related }` (`IN`,
+    /// a list) or `ct status dnat` (`IN`, a flag).
+    pub fn ct(key: &str, op: Operator, right: Expr) -> Stmt {
+        matches(
+            Expression::Named(NamedExpression::CT(nftables::expr::CT {
+                key: Cow::Owned(key.to_string()),
+                family: None,
+                dir: None,
+            })),
+            op,
+            right,
+        )
+    }
+
     pub fn meta(key: MetaKey) -> Expr {
         Expression::Named(NamedExpression::Meta(Meta { key }))
     }

@@ -15,7 +15,7 @@ mod ipt;
 mod nft;
 
 use cni::{CniResult, Error, Plugin, Request, Result};
-use cni_kernel::ipmasq::{tolerate_missing_other, Backend};
+use cni_kernel::netfilter::{tolerate_missing_other, Backend};
 use cni_kernel::{sysctl, Netlink};
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -60,8 +60,8 @@ pub struct PortMapping {
     pub protocol: String,
     /// `None`: any local address (also for `0.0.0.0` and `::`).
     pub host_ip: Option<IpAddr>,
-    /// The `hostIP` given did not parse: the reference treats it as IPv6,
-    /// so it never matches an IPv4 container; kept for that rule.
+    /// `hostIP` was `::`: any local address, but of IPv6 only (as the
+    /// reference applies an unspecified address of one family).
     host_ip_v6_only: bool,
 }
 
@@ -76,6 +76,7 @@ impl PortMapping {
 }
 
 /// Everything ADD, CHECK and DEL need, resolved from the request.
+#[derive(Clone)]
 pub struct Setup {
     pub network: String,
     pub container_id: String,
@@ -373,17 +374,12 @@ impl Plugin for Portmap {
         }
         let (v4, v6) = container_ips(&prev, &req.ifname);
         let mut undo = cni::rollback::Rollback::new();
-        let record = s.record();
-        write_record(&record)?;
-        {
-            let record = record.clone();
-            undo.push("remove port-mapping record", move || {
-                remove_record(&record).map_err(|e| e.to_string())
-            });
-        }
-        let teardown = Setup::load(req)?;
-        undo.push("remove port-mapping rules", move || {
-            teardown.teardown().map_err(|e| e.to_string())
+        write_record(&s.record())?;
+        let t = s.clone();
+        undo.push("remove port-mapping rules and record", move || {
+            t.teardown()
+                .and_then(|_| remove_record(&t.record()))
+                .map_err(|e| e.to_string())
         });
         s.install(v4, v6)?;
         if let (true, Some(net)) = (s.snat, v4) {
@@ -466,7 +462,7 @@ impl Plugin for Portmap {
         for id in stale {
             let one = Setup {
                 container_id: id,
-                ..Setup::load(req)?
+                ..s.clone()
             };
             match one.teardown().and_then(|_| remove_record(&one.record())) {
                 Ok(()) => {}

@@ -17,11 +17,10 @@
 use crate::Setup;
 use cni_kernel::nft::{self, x, Batch, NfFamily};
 use cni_kernel::Result;
-use nftables::expr::{CTDir, Expression, Fib, FibFlag, FibResult, NamedExpression, CT};
+use nftables::expr::{Expression, Fib, FibFlag, FibResult, NamedExpression};
 use nftables::schema::{FlushObject, NfCmd, NfListObject};
 use nftables::stmt::{Statement, NAT};
 use nftables::types::{NfChainType, NfHook};
-use std::borrow::Cow;
 use std::net::IpAddr;
 
 const TABLE: &str = "cni_hostport";
@@ -50,15 +49,7 @@ fn fib_daddr_local() -> x::Stmt {
 
 /// `ct status dnat`: the connection was DNATed (by one of our rules).
 fn ct_dnat() -> x::Stmt {
-    x::matches(
-        Expression::Named(NamedExpression::CT(CT {
-            key: Cow::Borrowed("status"),
-            family: None,
-            dir: None::<CTDir>,
-        })),
-        nftables::stmt::Operator::IN,
-        x::s("dnat"),
-    )
+    x::ct("status", nftables::stmt::Operator::IN, x::s("dnat"))
 }
 
 fn dnat(ip: IpAddr, port: u16) -> x::Stmt {
