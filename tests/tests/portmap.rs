@@ -10,6 +10,8 @@
 //! Servers and clients are sockets opened inside the test's namespaces by
 //! this process (a socket stays in the namespace it was created in).
 
+mod common;
+
 use cni_tests::{
     host_local_ipam, merge, our_plugin, reference_plugin, require_our_host_local, result_ip,
     with_prev, PluginEnv, TestNetns,
@@ -502,4 +504,67 @@ fn reference_and_ours_remove_each_others_rules() {
         assert!(!e.nat(v6).contains("CNI-DN-"), "{}", e.nat(v6));
     }
     e.del(Some(&ctr), "c1", &pm, &br);
+}
+
+/// An ADD failing half-way (IPv4 rules in, `ip6tables-restore` refusing)
+/// leaves no rule of either family and no record; a DEL after it, as a
+/// runtime sends one, succeeds.
+#[test]
+fn an_add_failing_half_way_is_undone() {
+    let e = Env::new("pm-half", 10);
+    let tools = cni_tests::TempDir::new("pm-half-tools");
+    tools.script(
+        "ip6tables-restore",
+        "#!/bin/sh\necho 'injected failure' >&2\nexit 1\n",
+    );
+    let ctr = TestNetns::new("pm-half-c");
+    let data = e.env.data.path().join("portmap");
+    let pm = e.portmap_conf(
+        json!({"backend": "iptables", "dataDir": data}),
+        mappings(),
+        &Value::Null,
+    );
+    let br = e.env.add(&ctr, "c1", &e.bridge_conf()).ok().json();
+    let pm = with_prev(&pm, &br);
+    let path = format!(
+        "{}:{}",
+        tools.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = e
+        .env
+        .call("portmap", "ADD", &pm)
+        .container("c1")
+        .netns(&ctr.path_str())
+        .command();
+    cmd.env("PATH", &path);
+    let out = e.env.host.run(cmd, Some(pm.to_string().as_bytes()));
+    assert_eq!(out.status, 1, "{}", out.stdout);
+    assert!(out.stdout.contains("injected failure"), "{}", out.stdout);
+    assert!(!e.nat(false).contains("CNI-DN-"), "{}", e.nat(false));
+    assert_eq!(e.env.data.listing("portmap/pmnet10"), Vec::<String>::new());
+    e.del(Some(&ctr), "c1", &pm, &br);
+}
+
+/// The conformance harness on portmap, both backends: every spec version,
+/// the lifecycle with a bridge-shaped prevResult, DEL without a netns.
+#[test]
+fn conformance() {
+    for (i, backend) in ["nftables", "iptables"].iter().enumerate() {
+        let e = Env::new(&format!("pm-conf{i}"), 11 + i as u8);
+        let prev = json!({"cniVersion": "1.0.0",
+            "interfaces": [{"name": "pmc0"}, {"name": "veth0"}, {"name": "eth0", "sandbox": "/x"}],
+            "ips": [{"interface": 2, "address": "10.240.101.2/24", "gateway": "10.240.101.1"},
+                    {"interface": 2, "address": "fd00:cafe:fb::2/64"}]});
+        let data = e.env.data.path().join("portmap");
+        let config = json!({"cniVersion": "", "name": "conformance", "type": "portmap",
+            "backend": backend, "dataDir": data,
+            "runtimeConfig": {"portMappings": mappings()},
+            "prevResult": prev});
+        common::conformance_passes(&e.env.bin.path().join("portmap"), config);
+        assert_eq!(
+            e.env.data.listing("portmap/conformance"),
+            Vec::<String>::new()
+        );
+    }
 }
