@@ -46,7 +46,7 @@
 use crate::ip;
 use crate::range::RangeSet;
 use crate::store::{
-    describe, io_errno, kind, list_at, open_at, open_dir_at, read_at, stat_at, unlink_at, write_at,
+    fail, io_errno, kind, list_at, open_at, open_dir_at, read_at, stat_at, unlink_at, write_at,
     Owner, Store, LAST_RESERVED_PREFIX,
 };
 use cni::error::PLUGIN_FAILURE;
@@ -99,10 +99,6 @@ pub struct Entry {
 /// An id or ifname the index can store in its whitespace-separated lines.
 fn storable(s: &str) -> bool {
     !s.is_empty() && !s.starts_with('#') && !s.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
-fn fail(what: impl std::fmt::Display, e: Errno) -> Error {
-    Error::new(PLUGIN_FAILURE, format!("{what}: {}", describe(e)))
 }
 
 /// FNV-1a: a stable hash, so every version of this plugin picks the same bucket.

@@ -117,7 +117,8 @@ pub(crate) fn describe(e: Errno) -> String {
     }
 }
 
-fn fail(what: impl std::fmt::Display, e: Errno) -> Error {
+/// A data-directory failure (code 100): what was done, and the errno as [`describe`] puts it.
+pub(crate) fn fail(what: impl std::fmt::Display, e: Errno) -> Error {
     Error::new(PLUGIN_FAILURE, format!("{what}: {}", describe(e)))
 }
 
