@@ -50,6 +50,27 @@ fn net(env: &PluginEnv, name: &str, br: &str, v4: &str, v6: &str) -> Net {
     }
 }
 
+/// Networks `fwa` (bridge `fwa0`, 10.240.8N.0/25, fd00:cafe:5N:a::/64) and
+/// `fwb` (bridge `fwb0`, 10.240.8N.128/25, fd00:cafe:5N:b::/64).
+fn two_nets(env: &PluginEnv, n: u8) -> (Net, Net) {
+    (
+        net(
+            env,
+            "fwa",
+            "fwa0",
+            &format!("10.240.8{n}.0/25"),
+            &format!("fd00:cafe:5{n}:a::/64"),
+        ),
+        net(
+            env,
+            "fwb",
+            "fwb0",
+            &format!("10.240.8{n}.128/25"),
+            &format!("fd00:cafe:5{n}:b::/64"),
+        ),
+    )
+}
+
 /// A container attached by the bridge plugin.
 struct Ctr {
     ns: TestNetns,
@@ -162,20 +183,7 @@ fn default_deny(env: &PluginEnv, backend: &str) {
 /// and netns, twice) remove exactly that container's rules.
 fn forwarding_follows_the_accept_rules(backend: &str, n: u8) {
     let env = env(&format!("fw-fwd{n}"));
-    let a = net(
-        &env,
-        "fwa",
-        "fwa0",
-        &format!("10.240.8{n}.0/25"),
-        &format!("fd00:cafe:5{n}:a::/64"),
-    );
-    let b = net(
-        &env,
-        "fwb",
-        "fwb0",
-        &format!("10.240.8{n}.128/25"),
-        &format!("fd00:cafe:5{n}:b::/64"),
-    );
+    let (a, b) = two_nets(&env, n);
     let a1 = attach(&env, &a, "a1");
     let b1 = attach(&env, &b, "b1");
     assert!(
@@ -269,14 +277,7 @@ fn nftables_accepts_exactly_the_containers_traffic() {
 #[test]
 fn nftables_accepts_do_not_override_an_iptables_drop_policy() {
     let env = env("fw-comp");
-    let a = net(&env, "fwa", "fwa0", "10.240.82.0/25", "fd00:cafe:52:a::/64");
-    let b = net(
-        &env,
-        "fwb",
-        "fwb0",
-        "10.240.82.128/25",
-        "fd00:cafe:52:b::/64",
-    );
+    let (a, b) = two_nets(&env, 2);
     let a1 = attach(&env, &a, "a1");
     let b1 = attach(&env, &b, "b1");
     default_deny(&env, "iptables");
@@ -305,20 +306,7 @@ fn ingress_policy(backend: &str, policy: &str, n: u8) {
         "1",
         "br_netfilter is needed for intra-bridge filtering"
     );
-    let a = net(
-        &env,
-        "fwa",
-        "fwa0",
-        &format!("10.240.8{n}.0/25"),
-        &format!("fd00:cafe:5{n}:a::/64"),
-    );
-    let b = net(
-        &env,
-        "fwb",
-        "fwb0",
-        &format!("10.240.8{n}.128/25"),
-        &format!("fd00:cafe:5{n}:b::/64"),
-    );
+    let (a, b) = two_nets(&env, n);
     let a1 = attach(&env, &a, "a1");
     let a2 = attach(&env, &a, "a2");
     let b1 = attach(&env, &b, "b1");
@@ -386,14 +374,7 @@ fn nftables_isolated_policy() {
 fn gc_removes_only_stale_attachments_of_its_network() {
     for (i, backend) in BACKENDS.iter().enumerate() {
         let env = env(&format!("fw-gc{i}"));
-        let a = net(&env, "fwa", "fwa0", "10.240.87.0/25", "fd00:cafe:57:a::/64");
-        let b = net(
-            &env,
-            "fwb",
-            "fwb0",
-            "10.240.87.128/25",
-            "fd00:cafe:57:b::/64",
-        );
+        let (a, b) = two_nets(&env, 7);
         let ctrs: Vec<Ctr> = ["c1", "c2", "c3"]
             .iter()
             .map(|id| attach(&env, &a, id))
