@@ -17,6 +17,7 @@ pub mod netlink;
 pub mod netns;
 pub mod nft;
 pub mod random;
+pub mod records;
 pub mod route;
 pub mod spoofcheck;
 pub mod sysctl;

@@ -16,6 +16,7 @@ mod nft;
 
 use cni::{CniResult, Error, Plugin, Request, Result};
 use cni_kernel::netfilter::{tolerate_missing_other, Backend};
+use cni_kernel::records::Records;
 use cni_kernel::{sysctl, Netlink};
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -277,9 +278,10 @@ impl Setup {
         }
     }
 
-    /// The file recording that this container has mappings on this network.
-    fn record(&self) -> PathBuf {
-        self.data_dir.join(&self.network).join(&self.container_id)
+    /// The records of this network: one (empty) per container with
+    /// mappings, keyed by container ID.
+    fn records(&self) -> Records {
+        Records::new(&self.data_dir, &self.network)
     }
 
     fn install(&self, v4: Option<IpNet>, v6: Option<IpNet>) -> Result<()> {
@@ -335,29 +337,6 @@ fn enable_route_localnet(ip: IpAddr) -> Result<()> {
         .map_err(|e| Error::plugin(format!("unable to enable route_localnet: {e}")))
 }
 
-fn write_record(path: &std::path::Path) -> Result<()> {
-    let io = |e: std::io::Error| {
-        Error::new(
-            cni::error::IO_FAILURE,
-            format!("record {}: {e}", path.display()),
-        )
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    std::fs::write(path, b"").map_err(io)
-}
-
-fn remove_record(path: &std::path::Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::new(
-            cni::error::IO_FAILURE,
-            format!("remove {}: {e}", path.display()),
-        )),
-        _ => Ok(()),
-    }
-}
-
 impl Plugin for Portmap {
     fn name(&self) -> &str {
         "portmap"
@@ -374,11 +353,11 @@ impl Plugin for Portmap {
         }
         let (v4, v6) = container_ips(&prev, &req.ifname);
         let mut undo = cni::rollback::Rollback::new();
-        write_record(&s.record())?;
+        s.records().write(&s.container_id, b"")?;
         let t = s.clone();
         undo.push("remove port-mapping rules and record", move || {
             t.teardown()
-                .and_then(|_| remove_record(&t.record()))
+                .and_then(|_| Ok(t.records().remove(&t.container_id)?))
                 .map_err(|e| e.to_string())
         });
         s.install(v4, v6)?;
@@ -391,15 +370,14 @@ impl Plugin for Portmap {
 
     fn del(&self, req: &Request) -> Result<()> {
         let s = Setup::load(req)?;
-        let record = s.record();
         // Rules are looked for when this plugin recorded the container, or
         // when the config still asks for mappings (rules the reference
         // plugin wrote, or a record lost with /run).
-        if s.mappings.is_empty() && !record.exists() {
+        if s.mappings.is_empty() && !s.records().exists(&s.container_id) {
             return Ok(());
         }
         s.teardown()?;
-        remove_record(&record)
+        Ok(s.records().remove(&s.container_id)?)
     }
 
     fn check(&self, req: &Request) -> Result<()> {
@@ -428,25 +406,12 @@ impl Plugin for Portmap {
             return Ok(());
         };
         let keep: Vec<String> = valid.into_iter().map(|a| a.container_id).collect();
-        let mut stale: Vec<String> = Vec::new();
-        let dir = s.data_dir.join(&s.network);
-        match std::fs::read_dir(&dir) {
-            Ok(entries) => {
-                for e in entries.flatten() {
-                    let id = e.file_name().to_string_lossy().into_owned();
-                    if !keep.contains(&id) {
-                        stale.push(id);
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(Error::new(
-                    cni::error::IO_FAILURE,
-                    format!("list {}: {e}", dir.display()),
-                ));
-            }
-        }
+        let mut stale: Vec<String> = s
+            .records()
+            .keys()?
+            .into_iter()
+            .filter(|id| !keep.contains(id))
+            .collect();
         // iptables rules name their network: collect those the reference
         // (or a lost record) left too.
         for v6 in [false, true] {
@@ -464,7 +429,10 @@ impl Plugin for Portmap {
                 container_id: id,
                 ..s.clone()
             };
-            match one.teardown().and_then(|_| remove_record(&one.record())) {
+            match one
+                .teardown()
+                .and_then(|_| Ok(one.records().remove(&one.container_id)?))
+            {
                 Ok(()) => {}
                 Err(e) => errors.push(e.to_string()),
             }
