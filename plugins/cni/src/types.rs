@@ -164,19 +164,19 @@ pub fn zero_is_unset<'de, D: serde::Deserializer<'de>>(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn keys_fold_as_go_matches_them() {
         let mut v = serde_json::json!({"HostPort": 80, "containerport": 8080, "protocol": "tcp",
                                         "hostIP": "", "HOSTIP": "x", "other": 1});
-        super::fold_keys(&mut v, &["hostPort", "containerPort", "protocol", "hostIP"]);
+        fold_keys(&mut v, &["hostPort", "containerPort", "protocol", "hostIP"]);
         assert_eq!(
             v,
             serde_json::json!({"hostPort": 80, "containerPort": 8080, "protocol": "tcp",
                                "hostIP": "", "HOSTIP": "x", "other": 1})
         );
     }
-
-    use super::*;
 
     #[test]
     fn zero_is_unset_for_marked_keys() {
