@@ -8,15 +8,16 @@
 //!
 //! Existence of `<ip>` is the reservation. A reservation file is complete or
 //! absent: its content is written to a staging file (`.host-local-staging`,
-//! a name no scan of ours or the reference's takes for an address), synced,
-//! and hard-linked into place with link(2), which fails with `EEXIST` if the
+//! a name no scan of ours or the reference's takes for an address) and
+//! hard-linked into place with link(2), which fails with `EEXIST` if the
 //! name is taken, so two processes can never both hold an address, even
 //! without the lock. A host-local killed at any point leaves at most the
 //! staging file, which the next reservation replaces. Files holding only the
 //! container ID were written by reference versions that predate the
 //! interface name, and still count; empty files (left by a host-local killed
-//! between creating and writing, before this scheme) hold an address for an
-//! unknown owner.
+//! between creating and writing, before this scheme, or by a host crash
+//! before the content reached the disk: nothing is fsynced) hold an address
+//! for an unknown owner, which GC with a list releases.
 //!
 //! Nothing in the directory is ever followed if it is a symbolic link: the
 //! network directory is opened `O_NOFOLLOW` (a link there is refused), and
@@ -351,7 +352,7 @@ impl Store {
         format!("{}/{name}", self.dir.display())
     }
 
-    /// Write `(id, ifname)`'s content to the staging file and sync it, unless
+    /// Write `(id, ifname)`'s content to the staging file, unless
     /// it holds exactly that already (one ADD stages once for all its
     /// range sets, so their files share one inode).
     fn stage(&self, text: &str) -> Result<()> {
@@ -375,11 +376,7 @@ impl Store {
                 .map(|_| create())?,
             r => r,
         };
-        let written = created.and_then(|mut f| {
-            f.write_all(text.as_bytes()).map_err(io_errno)?;
-            // The content must be on disk before any name points at it.
-            nix::unistd::fdatasync(f.as_fd())
-        });
+        let written = created.and_then(|mut f| f.write_all(text.as_bytes()).map_err(io_errno));
         if let Err(e) = written {
             if let Err(rm) = unlink_at(self.fd(), STAGING_FILE) {
                 log::warn!("remove {}: {rm}", self.at(STAGING_FILE));
@@ -437,8 +434,7 @@ impl Store {
         };
         let written = f
             .write_all(owner_text(id, ifname).as_bytes())
-            .map_err(io_errno)
-            .and_then(|()| nix::unistd::fdatasync(f.as_fd()));
+            .map_err(io_errno);
         if let Err(e) = written {
             // Never leave an empty reservation behind: it would be held by no one.
             if let Err(rm) = unlink_at(self.fd(), name) {
@@ -447,14 +443,6 @@ impl Store {
             return Err(fail(format_args!("write {}", self.at(name)), e));
         }
         Ok(true)
-    }
-
-    /// Make the reservations created and removed so far survive a crash:
-    /// sync the directory (the names; each file's content was synced before
-    /// it got its name).
-    pub fn sync(&self) -> Result<()> {
-        nix::unistd::fsync(self.fd())
-            .map_err(|e| fail(format_args!("sync {}", self.dir.display()), e))
     }
 
     /// The owner recorded in `a`'s file, `None` if the address is free. A
