@@ -557,7 +557,7 @@ impl TestNetns {
                     })
                     .collect()
             })
-            .unwrap_or_default();
+            .unwrap_or_else(|| panic!("ip -j addr show dev {dev}: no addr_info in {v}"));
         out.sort();
         out
     }
@@ -568,7 +568,7 @@ impl TestNetns {
         self.ip_json(&[family, "route", "show"])
             .as_array()
             .cloned()
-            .unwrap_or_default()
+            .expect("ip -j route show prints a list")
     }
 
     /// The names of all links, sorted: a snapshot to compare before and
@@ -582,7 +582,7 @@ impl TestNetns {
                     .filter_map(|l| l["ifname"].as_str().map(str::to_string))
                     .collect()
             })
-            .unwrap_or_default();
+            .expect("ip -j link show prints a list");
         names.sort();
         names
     }
