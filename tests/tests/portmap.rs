@@ -103,7 +103,9 @@ impl Env {
 
     fn portmap_conf(&self, extra: Value, mappings: Value, prev: &Value) -> Value {
         let mut c = merge(
+            // Records go to the test's own directory, never /run/cni.
             json!({"cniVersion": "1.0.0", "name": self.net, "type": "portmap",
+                   "dataDir": self.env.data.path().join("portmap"),
                    "runtimeConfig": {"portMappings": mappings}}),
             extra,
         );
