@@ -238,12 +238,9 @@ pub fn run_with_timeout(mut cmd: Command, stdin: Option<&[u8]>) -> Output {
     }
 }
 
-/// Where our built plugin binaries are: `$CNI_BIN_DIR`, else the cargo
-/// target directory this test binary was built into (`target/debug`).
-pub fn our_bin_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("CNI_BIN_DIR") {
-        return PathBuf::from(d);
-    }
+/// The cargo target directory this test binary was built into
+/// (`target/debug`).
+pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     // target/debug/deps/<test> -> target/debug
     exe.parent()
@@ -252,13 +249,63 @@ pub fn our_bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// The path of one of our plugin binaries; panics with the fix if it was
-/// not built.
+/// The suite's one executable, as built into [`target_dir`].
+pub const SUITE_BINARY: &str = "cni-plugins";
+
+/// Where our plugins are, each a name linked to the suite's executable as
+/// `make install` installs them: `$CNI_BIN_DIR` (an installed directory),
+/// else `target/debug/cni-bin`, whose links this process (re)makes once
+/// from the freshly built `target/debug/cni-plugins` and its `--list`.
+pub fn our_bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("CNI_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    static LINKED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    LINKED.get_or_init(link_roles).clone()
+}
+
+/// Make `target/debug/cni-bin/<role>` a hard link to the built suite
+/// binary for every role it lists. Each link is made under a temporary
+/// name and renamed into place, so test processes running at once never
+/// see a missing or half-made name.
+fn link_roles() -> PathBuf {
+    let target = target_dir();
+    let binary = target.join(SUITE_BINARY);
+    assert!(
+        binary.is_file(),
+        "{} is missing: build the suite first (`cargo build --workspace --bins`, which `make test` does)",
+        binary.display()
+    );
+    let mut cmd = Command::new(&binary);
+    cmd.arg("--list");
+    let out = run_with_timeout(cmd, None);
+    assert!(
+        out.status == 0,
+        "{} --list failed: {}",
+        binary.display(),
+        out.stderr
+    );
+    let dir = target.join("cni-bin");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    for role in out.stdout.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let tmp = dir.join(format!(".{role}.{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::fs::hard_link(&binary, &tmp)
+            .unwrap_or_else(|e| panic!("link {} to {}: {e}", binary.display(), tmp.display()));
+        std::fs::rename(&tmp, dir.join(role))
+            .unwrap_or_else(|e| panic!("rename {} into place: {e}", tmp.display()));
+    }
+    dir
+}
+
+/// The path of one of our plugins (a link to the suite's executable);
+/// panics with the fix if it was not built.
 pub fn our_plugin(name: &str) -> PathBuf {
     let p = our_bin_dir().join(name);
     assert!(
         p.is_file(),
-        "{} is missing: build the plugins first (`cargo build --workspace --bins`, which `make test` does)",
+        "{} is missing: build the suite first (`cargo build --workspace --bins`, which `make test` does) \
+         and register the plugin in plugins/suite",
         p.display()
     );
     p
@@ -355,6 +402,12 @@ impl Call {
     /// Run inside `host`.
     pub fn run_in(&self, host: &TestNetns) -> Output {
         host.run(self.command(), Some(self.config.as_bytes()))
+    }
+
+    /// Run in the test process's own namespace: only for calls that touch
+    /// no network state (VERSION, refusals before any work).
+    pub fn run_here(&self) -> Output {
+        run_with_timeout(self.command(), Some(self.config.as_bytes()))
     }
 }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{reservations, Call, TempDir, OURS};
+use common::{ours, reservations, Call, TempDir};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
@@ -22,7 +22,7 @@ const DUAL: &str = r#""ranges":[[{"subnet":"10.9.0.0/29"}],[{"subnet":"fd00::/12
 fn add_writes_the_reference_format_and_del_removes_it() {
     let d = TempDir::new("format");
     let c = conf(&d, "1.0.0", DUAL);
-    let o = Call::new(OURS, "ADD", "c1", &c).run();
+    let o = Call::new(ours(), "ADD", "c1", &c).run();
     assert_eq!(o.ips(), ["10.9.0.2", "fd00::2"]);
     let j = o.json();
     assert_eq!(j["ips"][0]["address"], "10.9.0.2/29");
@@ -51,24 +51,27 @@ fn add_writes_the_reference_format_and_del_removes_it() {
 
     // Round-robin continues after the last reservation.
     assert_eq!(
-        Call::new(OURS, "ADD", "c2", &c).run().ips(),
+        Call::new(ours(), "ADD", "c2", &c).run().ips(),
         ["10.9.0.3", "fd00::3"]
     );
-    assert!(Call::new(OURS, "DEL", "c1", &c).run().ok);
+    assert!(Call::new(ours(), "DEL", "c1", &c).run().ok);
     assert_eq!(reservations(&net), ["10.9.0.3", "fd00::3"]);
     assert_eq!(
-        Call::new(OURS, "ADD", "c3", &c).run().ips(),
+        Call::new(ours(), "ADD", "c3", &c).run().ips(),
         ["10.9.0.4", "fd00::4"]
     );
     // Repeated DEL, and DEL of something never added, succeed.
-    assert!(Call::new(OURS, "DEL", "c1", &c).run().ok);
-    assert!(Call::new(OURS, "DEL", "never", &c).run().ok);
+    assert!(Call::new(ours(), "DEL", "c1", &c).run().ok);
+    assert!(Call::new(ours(), "DEL", "never", &c).run().ok);
     // The same container on another interface is another attachment.
     assert_eq!(
-        Call::new(OURS, "ADD", "c2", &c).ifname("net1").run().ips(),
+        Call::new(ours(), "ADD", "c2", &c)
+            .ifname("net1")
+            .run()
+            .ips(),
         ["10.9.0.5", "fd00::5"]
     );
-    assert!(Call::new(OURS, "DEL", "c2", &c).run().ok);
+    assert!(Call::new(ours(), "DEL", "c2", &c).run().ok);
     assert_eq!(
         reservations(&net),
         ["10.9.0.4", "10.9.0.5", "fd00::4", "fd00::5"]
@@ -81,8 +84,8 @@ fn add_writes_the_reference_format_and_del_removes_it() {
 fn second_add_is_refused() {
     let d = TempDir::new("dup");
     let c = conf(&d, "1.0.0", DUAL);
-    assert!(Call::new(OURS, "ADD", "c1", &c).run().ok);
-    let o = Call::new(OURS, "ADD", "c1", &c).run();
+    assert!(Call::new(ours(), "ADD", "c1", &c).run().ok);
+    let o = Call::new(ours(), "ADD", "c1", &c).run();
     assert_eq!(o.code(), 103);
     assert!(
         o.msg().contains("duplicate allocation is not allowed"),
@@ -103,17 +106,17 @@ fn legacy_and_reference_written_files_are_honoured() {
     fs::write(net.join("10.9.0.8"), "refc\r\neth0").unwrap();
     fs::set_permissions(net.join("10.9.0.8"), fs::Permissions::from_mode(0o644)).unwrap();
 
-    assert!(Call::new(OURS, "CHECK", "old", &c).run().ok);
-    assert!(Call::new(OURS, "CHECK", "refc", &c).run().ok);
+    assert!(Call::new(ours(), "CHECK", "old", &c).run().ok);
+    assert!(Call::new(ours(), "CHECK", "refc", &c).run().ok);
     // They are held: allocation goes around them.
     let ips: Vec<String> = (0..8)
-        .map(|i| Call::new(OURS, "ADD", &format!("n{i}"), &c).run().ips()[0].clone())
+        .map(|i| Call::new(ours(), "ADD", &format!("n{i}"), &c).run().ips()[0].clone())
         .collect();
     assert!(!ips.contains(&"10.9.0.7".to_string()) && !ips.contains(&"10.9.0.8".to_string()));
     // A second ADD of a legacy holder is a duplicate, as in the reference.
-    assert_eq!(Call::new(OURS, "ADD", "old", &c).run().code(), 103);
-    assert!(Call::new(OURS, "DEL", "old", &c).run().ok);
-    assert!(Call::new(OURS, "DEL", "refc", &c).run().ok);
+    assert_eq!(Call::new(ours(), "ADD", "old", &c).run().code(), 103);
+    assert!(Call::new(ours(), "DEL", "old", &c).run().ok);
+    assert!(Call::new(ours(), "DEL", "refc", &c).run().ok);
     assert!(!net.join("10.9.0.7").exists() && !net.join("10.9.0.8").exists());
 }
 
@@ -126,8 +129,8 @@ fn exhaustion_names_the_range_and_rolls_back() {
         "1.0.0",
         r#""ranges":[[{"subnet":"10.9.0.0/24"}],[{"subnet":"10.10.0.0/30"}]]"#,
     );
-    assert!(Call::new(OURS, "ADD", "c1", &c).run().ok);
-    let o = Call::new(OURS, "ADD", "c2", &c).run();
+    assert!(Call::new(ours(), "ADD", "c1", &c).run().ok);
+    let o = Call::new(ours(), "ADD", "c2", &c).run();
     assert_eq!(o.code(), 101);
     assert_eq!(
         o.msg(),
@@ -138,9 +141,9 @@ fn exhaustion_names_the_range_and_rolls_back() {
 
     let small = conf(&d, "1.0.0", r#""subnet":"10.11.0.0/29""#).replace("n1", "n2");
     for i in 0..5 {
-        assert!(Call::new(OURS, "ADD", &format!("x{i}"), &small).run().ok);
+        assert!(Call::new(ours(), "ADD", &format!("x{i}"), &small).run().ok);
     }
-    let o = Call::new(OURS, "ADD", "x9", &small).run();
+    let o = Call::new(ours(), "ADD", "x9", &small).run();
     assert_eq!(
         o.msg(),
         "failed to allocate for range 0: no IP addresses available in range set: 10.11.0.1-10.11.0.6"
@@ -152,7 +155,7 @@ fn requested_addresses_from_every_source() {
     let d = TempDir::new("req");
     let base = r#""ranges":[[{"subnet":"10.9.0.0/24"}],[{"subnet":"fd00::/64"}]]"#;
     let c = conf(&d, "1.0.0", base);
-    let o = Call::new(OURS, "ADD", "a", &c)
+    let o = Call::new(ours(), "ADD", "a", &c)
         .args("IgnoreUnknown=1;K8S_POD_NAME=p;IP=10.9.0.50")
         .run();
     assert_eq!(o.ips(), ["10.9.0.50", "fd00::2"]);
@@ -162,7 +165,7 @@ fn requested_addresses_from_every_source() {
         1,
     );
     assert_eq!(
-        Call::new(OURS, "ADD", "b", &with_args).run().ips(),
+        Call::new(ours(), "ADD", "b", &with_args).run().ips(),
         ["10.9.0.60", "fd00::60"]
     );
     let with_rc = c.replacen(
@@ -172,12 +175,12 @@ fn requested_addresses_from_every_source() {
     );
     // A requested address moves the round-robin cursor, as in the reference.
     assert_eq!(
-        Call::new(OURS, "ADD", "c", &with_rc).run().ips(),
+        Call::new(ours(), "ADD", "c", &with_rc).run().ips(),
         ["10.9.0.70", "fd00::61"]
     );
 
     // Taken already.
-    let o = Call::new(OURS, "ADD", "d", &c).args("IP=10.9.0.50").run();
+    let o = Call::new(ours(), "ADD", "d", &c).args("IP=10.9.0.50").run();
     assert_eq!(o.code(), 102);
     assert!(
         o.msg().contains("10.9.0.50") && o.msg().contains("not available"),
@@ -190,7 +193,7 @@ fn requested_addresses_from_every_source() {
         ("IP=10.9.0.1", "gateway"),
         ("IP=nonsense", "CNI_ARGS IP"),
     ] {
-        let o = Call::new(OURS, "ADD", "e", &c).args(args).run();
+        let o = Call::new(ours(), "ADD", "e", &c).args(args).run();
         assert!(o.msg().contains(what), "{args}: {}", o.msg());
         assert_eq!(
             o.code(),
@@ -198,14 +201,14 @@ fn requested_addresses_from_every_source() {
             "{args}"
         );
     }
-    let o = Call::new(OURS, "ADD", "e", &with_rc)
+    let o = Call::new(ours(), "ADD", "e", &with_rc)
         .args("IP=10.9.0.80")
         .run();
     assert_eq!(o.code(), 7);
     assert!(o.msg().contains("both in range set 0"), "{}", o.msg());
     // Unknown CNI_ARGS without IgnoreUnknown: code 4.
     assert_eq!(
-        Call::new(OURS, "ADD", "e", &c).args("FOO=1").run().code(),
+        Call::new(ours(), "ADD", "e", &c).args("FOO=1").run().code(),
         4
     );
     assert_eq!(reservations(&d.net("n1")).len(), 6);
@@ -219,7 +222,7 @@ fn runtime_ip_ranges_are_prepended() {
         r#""runtimeConfig":{"ipRanges":[[{"subnet":"10.20.0.0/24","rangeStart":"10.20.0.100"}]]},"ipam""#,
         1,
     );
-    let o = Call::new(OURS, "ADD", "a", &c).run();
+    let o = Call::new(ours(), "ADD", "a", &c).run();
     assert_eq!(o.ips(), ["10.20.0.100", "10.9.0.2"]);
     assert_eq!(
         fs::read(d.net("n1").join("last_reserved_ip.0")).unwrap(),
@@ -265,18 +268,18 @@ fn invalid_configs_name_the_key() {
             7,
         ),
     ] {
-        let o = Call::new(OURS, "ADD", "c", &conf(&d, "1.0.0", ipam)).run();
+        let o = Call::new(ours(), "ADD", "c", &conf(&d, "1.0.0", ipam)).run();
         assert_eq!(o.code(), code, "{ipam}");
         assert!(o.msg().contains(key), "{ipam}: {}", o.msg());
     }
     // A network name cannot escape dataDir (the skeleton and the store both refuse).
     let bad = conf(&d, "1.0.0", DUAL).replace("\"n1\"", "\"../escape\"");
-    assert_eq!(Call::new(OURS, "ADD", "c", &bad).run().code(), 7);
+    assert_eq!(Call::new(ours(), "ADD", "c", &bad).run().code(), 7);
     assert!(!d.path().parent().unwrap().join("escape").exists());
     // Two addresses of one family need 0.3.0 or later.
     let two_v4 = r#""ranges":[[{"subnet":"10.9.0.0/24"}],[{"subnet":"10.10.0.0/24"}]]"#;
     assert_eq!(
-        Call::new(OURS, "ADD", "c", &conf(&d, "0.2.0", two_v4))
+        Call::new(ours(), "ADD", "c", &conf(&d, "0.2.0", two_v4))
             .run()
             .code(),
         7
@@ -296,11 +299,11 @@ fn old_result_versions_and_dns_routes() {
         r#"{DUAL},"routes":[{{"dst":"0.0.0.0/0"}},{{"dst":"10.0.0.0/8","gw":"10.9.0.1"}}],"resolvConf":"{}""#,
         resolv.display()
     );
-    let o = Call::new(OURS, "ADD", "a", &conf(&d, "0.2.0", &ipam)).run();
+    let o = Call::new(ours(), "ADD", "a", &conf(&d, "0.2.0", &ipam)).run();
     let j = o.json();
     assert_eq!(j["ip4"]["ip"], "10.9.0.2/29");
     assert_eq!(j["ip6"]["ip"], "fd00::2/125");
-    let o = Call::new(OURS, "ADD", "b", &conf(&d, "0.4.0", &ipam)).run();
+    let o = Call::new(ours(), "ADD", "b", &conf(&d, "0.4.0", &ipam)).run();
     let j = o.json();
     assert_eq!(j["ips"][0]["version"], "4");
     assert_eq!(j["routes"][1]["gw"], "10.9.0.1");
@@ -319,18 +322,18 @@ fn only_add_needs_the_resolv_conf() {
     fs::write(&resolv, "nameserver 10.0.0.53\n").unwrap();
     let ipam = format!(r#"{DUAL},"resolvConf":"{}""#, resolv.display());
     let c = conf(&d, "1.1.0", &ipam);
-    let o = Call::new(OURS, "ADD", "a", &c).run();
+    let o = Call::new(ours(), "ADD", "a", &c).run();
     assert_eq!(o.json()["dns"]["nameservers"][0], "10.0.0.53");
     fs::remove_file(&resolv).unwrap();
     for verb in ["STATUS", "GC"] {
-        let o = Call::new(OURS, verb, "", &c).run();
+        let o = Call::new(ours(), verb, "", &c).run();
         assert!(o.ok, "{verb}: {}", o.stdout);
     }
-    let o = Call::new(OURS, "DEL", "a", &c).run();
+    let o = Call::new(ours(), "DEL", "a", &c).run();
     assert!(o.ok, "{}", o.stdout);
     assert!(reservations(&d.net("n1")).is_empty());
     // ADD still says what is wrong.
-    let o = Call::new(OURS, "ADD", "b", &c).run();
+    let o = Call::new(ours(), "ADD", "b", &c).run();
     assert_eq!(o.code(), 7);
     assert!(o.msg().contains("resolvConf"), "{}", o.msg());
 }
@@ -339,25 +342,25 @@ fn only_add_needs_the_resolv_conf() {
 fn check_compares_with_prev_result() {
     let d = TempDir::new("check");
     let c = conf(&d, "1.0.0", DUAL);
-    let add = Call::new(OURS, "ADD", "c1", &c).run();
+    let add = Call::new(ours(), "ADD", "c1", &c).run();
     let with_prev = |prev: &serde_json::Value| {
         let mut v: serde_json::Value = serde_json::from_str(&c).unwrap();
         v["prevResult"] = prev.clone();
         v.to_string()
     };
     assert!(
-        Call::new(OURS, "CHECK", "c1", &with_prev(&add.json()))
+        Call::new(ours(), "CHECK", "c1", &with_prev(&add.json()))
             .run()
             .ok
     );
     // prevResult naming an address the container does not hold.
     let mut wrong = add.json();
     wrong["ips"][0]["address"] = "10.9.0.5/29".into();
-    let o = Call::new(OURS, "CHECK", "c1", &with_prev(&wrong)).run();
+    let o = Call::new(ours(), "CHECK", "c1", &with_prev(&wrong)).run();
     assert_eq!(o.code(), 104);
     assert!(o.msg().contains("10.9.0.5"), "{}", o.msg());
     // Missing reservation.
-    let o = Call::new(OURS, "CHECK", "c2", &with_prev(&add.json())).run();
+    let o = Call::new(ours(), "CHECK", "c2", &with_prev(&add.json())).run();
     assert_eq!(o.code(), 104);
     assert!(o
         .msg()
@@ -376,7 +379,7 @@ fn gc_releases_everything_not_listed() {
     let d = TempDir::new("gc");
     let c = conf(&d, "1.1.0", DUAL);
     for id in ["c1", "c2", "c3"] {
-        assert!(Call::new(OURS, "ADD", id, &c).run().ok);
+        assert!(Call::new(ours(), "ADD", id, &c).run().ok);
     }
     let net = d.net("n1");
     fs::write(net.join("10.9.0.6"), "legacykeep").unwrap();
@@ -384,7 +387,7 @@ fn gc_releases_everything_not_listed() {
     let keep =
         r#"[{"containerID":"c2","ifname":"eth0"},{"containerID":"legacykeep","ifname":"eth0"}]"#;
     let o = Call::new(
-        OURS,
+        ours(),
         "GC",
         "",
         &gc_conf(&d, "cni.dev/valid-attachments", keep),
@@ -402,13 +405,13 @@ fn gc_releases_everything_not_listed() {
         b"fd00::4"
     );
     // The older key works too; an empty list releases everything.
-    let o = Call::new(OURS, "GC", "", &gc_conf(&d, "cni.dev/attachments", "[]")).run();
+    let o = Call::new(ours(), "GC", "", &gc_conf(&d, "cni.dev/attachments", "[]")).run();
     assert!(o.ok);
     assert!(reservations(&net).is_empty());
     assert!(net.join("lock").exists() && net.join("last_reserved_ip.1").exists());
     // Allocation after GC still works and the index agrees.
-    assert!(Call::new(OURS, "ADD", "c4", &c).run().ok);
-    assert!(Call::new(OURS, "DEL", "c4", &c).run().ok);
+    assert!(Call::new(ours(), "ADD", "c4", &c).run().ok);
+    assert!(Call::new(ours(), "DEL", "c4", &c).run().ok);
     assert!(reservations(&net).is_empty());
 }
 
@@ -419,16 +422,16 @@ fn status_reports_readiness() {
         r#"{{"cniVersion":"1.1.0","name":"n1","ipam":{{"type":"host-local","dataDir":"{}","subnet":"10.9.0.0/30"}}}}"#,
         d.path().display()
     );
-    assert!(Call::new(OURS, "STATUS", "", &ok).run().ok);
+    assert!(Call::new(ours(), "STATUS", "", &ok).run().ok);
     // Full: code 50.
     let add = ok.replace("1.1.0", "1.0.0");
-    assert!(Call::new(OURS, "ADD", "c1", &add).run().ok);
-    let o = Call::new(OURS, "STATUS", "", &ok).run();
+    assert!(Call::new(ours(), "ADD", "c1", &add).run().ok);
+    let o = Call::new(ours(), "STATUS", "", &ok).run();
     assert_eq!(o.code(), 50);
     assert!(o.msg().contains("no IP addresses available"), "{}", o.msg());
     // A data directory that cannot be created: code 50.
     let bad = ok.replace(&d.path().display().to_string(), "/proc/hl-status-test");
-    let o = Call::new(OURS, "STATUS", "", &bad).run();
+    let o = Call::new(ours(), "STATUS", "", &bad).run();
     assert_eq!(o.code(), 50);
     assert!(o.msg().contains("data directory"), "{}", o.msg());
 }
@@ -441,7 +444,7 @@ fn gc_without_a_list_releases_nothing() {
     let d = TempDir::new("gc-nolist");
     let c = conf(&d, "1.1.0", DUAL);
     for id in ["c1", "c2"] {
-        assert!(Call::new(OURS, "ADD", id, &c).run().ok);
+        assert!(Call::new(ours(), "ADD", id, &c).run().ok);
     }
     let net = d.net("n1");
     let held = ["10.9.0.2", "10.9.0.3", "fd00::2", "fd00::3"];
@@ -449,12 +452,12 @@ fn gc_without_a_list_releases_nothing() {
         r#"{{"cniVersion":"1.1.0","name":"n1","ipam":{{"type":"host-local","dataDir":"{}",{DUAL}}}}}"#,
         d.path().display()
     );
-    let o = Call::new(OURS, "GC", "", &no_list).run();
+    let o = Call::new(ours(), "GC", "", &no_list).run();
     assert!(o.ok, "{} {}", o.stdout, o.stderr);
     assert_eq!(reservations(&net), held);
     // A null list is no list.
     let o = Call::new(
-        OURS,
+        ours(),
         "GC",
         "",
         &gc_conf(&d, "cni.dev/valid-attachments", "null"),
@@ -463,10 +466,10 @@ fn gc_without_a_list_releases_nothing() {
     assert!(o.ok, "{} {}", o.stdout, o.stderr);
     assert_eq!(reservations(&net), held);
     // DEL still works afterwards: the index was not damaged.
-    assert!(Call::new(OURS, "DEL", "c1", &c).run().ok);
+    assert!(Call::new(ours(), "DEL", "c1", &c).run().ok);
     assert_eq!(reservations(&net), ["10.9.0.3", "fd00::3"]);
     let o = Call::new(
-        OURS,
+        ours(),
         "GC",
         "",
         &gc_conf(&d, "cni.dev/valid-attachments", "[]"),
@@ -513,7 +516,7 @@ fn ranges_the_reference_refuses_are_refused() {
             "::/64",
         ),
     ] {
-        let o = Call::new(OURS, "ADD", "c", &conf(&d, "1.0.0", ipam)).run();
+        let o = Call::new(ours(), "ADD", "c", &conf(&d, "1.0.0", ipam)).run();
         assert_eq!(o.code(), 7, "{ipam}: {}", o.stdout);
         assert!(
             o.msg().contains(key) && o.msg().contains(value),
@@ -529,7 +532,7 @@ fn ranges_the_reference_refuses_are_refused() {
     {
         let ipam = format!(r#""ranges":[[{{"subnet":"{ok}"}}]]"#);
         let id = format!("ok{i}");
-        let o = Call::new(OURS, "ADD", &id, &conf(&d, "1.0.0", &ipam)).run();
+        let o = Call::new(ours(), "ADD", &id, &conf(&d, "1.0.0", &ipam)).run();
         assert!(o.ok, "{ok}: {}", o.stdout);
     }
 }
@@ -548,7 +551,7 @@ fn a_failed_add_leaves_no_cursor_behind() {
     fs::create_dir_all(&net).unwrap();
     fs::write(net.join("10.103.231.2"), "other\r\neth0").unwrap();
     fs::write(net.join("last_reserved_ip.5"), "10.100.5.2").unwrap();
-    let o = Call::new(OURS, "ADD", "c1", &c).run();
+    let o = Call::new(ours(), "ADD", "c1", &c).run();
     assert_eq!(o.code(), 101, "{}", o.stdout);
     assert!(o.msg().contains("range 999"), "{}", o.msg());
     let mut left: Vec<String> = fs::read_dir(&net)
@@ -571,7 +574,7 @@ fn a_failed_add_leaves_no_cursor_behind() {
     .replace("\"n1\"", "\"n2\"");
     fs::create_dir_all(d.net("n2")).unwrap();
     fs::write(d.net("n2").join("10.10.0.7"), "other\r\neth0").unwrap();
-    let o = Call::new(OURS, "ADD", "c1", &two)
+    let o = Call::new(ours(), "ADD", "c1", &two)
         .args("IP=10.10.0.7")
         .run();
     assert_eq!(o.code(), 102, "{}", o.stdout);
@@ -587,7 +590,7 @@ fn repeated_cni_args_keys_are_refused() {
     // a key repeated with the same value is harmless and accepted.
     let d = TempDir::new("repeat-args");
     let c = conf(&d, "1.0.0", r#""ranges":[[{"subnet":"10.9.0.0/24"}]]"#);
-    let o = Call::new(OURS, "ADD", "c1", &c)
+    let o = Call::new(ours(), "ADD", "c1", &c)
         .args("IP=10.9.0.5;IP=10.9.0.6")
         .run();
     assert_eq!(o.code(), 4, "{}", o.stdout);
@@ -600,12 +603,12 @@ fn repeated_cni_args_keys_are_refused() {
         "{m}"
     );
     assert!(reservations(&d.net("n1")).is_empty());
-    let o = Call::new(OURS, "ADD", "c1", &c)
+    let o = Call::new(ours(), "ADD", "c1", &c)
         .args("IgnoreUnknown=1;IP=10.9.0.5;K8S_POD_NAME=p;IP=10.9.0.5")
         .run();
     assert_eq!(o.ips(), ["10.9.0.5"]);
     // DEL does not read IP, so a repeat cannot block it.
-    let o = Call::new(OURS, "DEL", "c1", &c)
+    let o = Call::new(ours(), "DEL", "c1", &c)
         .args("IP=10.9.0.5;IP=10.9.0.6")
         .run();
     assert!(o.ok, "{}", o.stdout);

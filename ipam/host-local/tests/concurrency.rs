@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{reservations, wait, Call, TempDir, OURS};
+use common::{ours, reservations, wait, Call, TempDir};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ fn sixty_four_concurrent_adds_and_dels() {
     let ids: Vec<String> = (0..64).map(|i| format!("ctr{i}")).collect();
     let children: Vec<_> = ids
         .iter()
-        .map(|id| Call::new(OURS, "ADD", id, &c).spawn())
+        .map(|id| Call::new(ours(), "ADD", id, &c).spawn())
         .collect();
     let mut v4 = BTreeSet::new();
     let mut v6 = BTreeSet::new();
@@ -45,7 +45,7 @@ fn sixty_four_concurrent_adds_and_dels() {
 
     let children: Vec<_> = ids
         .iter()
-        .map(|id| Call::new(OURS, "DEL", id, &c).spawn())
+        .map(|id| Call::new(ours(), "DEL", id, &c).spawn())
         .collect();
     for child in children {
         let o = wait(child, Duration::from_secs(120));

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{reference, reservations, wait, Call, TempDir, OURS};
+use common::{ours, reference, reservations, wait, Call, TempDir};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -37,11 +37,11 @@ fn ours_and_reference_share_one_directory() {
         }
     }
     // Ours continues the reference's round-robin.
-    let first = Call::new(OURS, "ADD", "our0", &c).run().ips();
+    let first = Call::new(ours(), "ADD", "our0", &c).run().ips();
     assert_eq!(first, ["10.70.0.6", "fd70::6"]);
     seen.extend(first);
     for i in 1..4 {
-        for ip in Call::new(OURS, "ADD", &format!("our{i}"), &c).run().ips() {
+        for ip in Call::new(ours(), "ADD", &format!("our{i}"), &c).run().ips() {
             assert!(seen.insert(ip.clone()), "duplicate {ip}");
         }
     }
@@ -53,16 +53,16 @@ fn ours_and_reference_share_one_directory() {
     assert_eq!(reservations(&net).len(), 18);
 
     // Each refuses a second ADD of the other's container.
-    assert_eq!(Call::new(OURS, "ADD", "ref1", &c).run().code(), 103);
+    assert_eq!(Call::new(ours(), "ADD", "ref1", &c).run().code(), 103);
     let o = Call::new(reference, "ADD", "our1", &c).run();
     assert!(o.msg().contains("duplicate allocation"), "{}", o.stdout);
     // Each CHECKs the other's.
-    assert!(Call::new(OURS, "CHECK", "ref2", &c).run().ok);
+    assert!(Call::new(ours(), "CHECK", "ref2", &c).run().ok);
     assert!(Call::new(reference, "CHECK", "our2", &c).run().ok);
 
     // DEL through each other's binary.
     for i in 0..3 {
-        assert!(Call::new(OURS, "DEL", &format!("ref{i}"), &c).run().ok);
+        assert!(Call::new(ours(), "DEL", &format!("ref{i}"), &c).run().ok);
         assert!(Call::new(reference, "DEL", &format!("our{i}"), &c).run().ok);
     }
     assert_eq!(reservations(&net).len(), 6);
@@ -74,7 +74,9 @@ fn ours_and_reference_share_one_directory() {
     let ids: Vec<(bool, String)> = (0..32).map(|i| (i % 2 == 0, format!("mix{i}"))).collect();
     let children: Vec<_> = ids
         .iter()
-        .map(|(ours, id)| Call::new(if *ours { OURS } else { reference }, "ADD", id, &c).spawn())
+        .map(|(is_ours, id)| {
+            Call::new(if *is_ours { ours() } else { reference }, "ADD", id, &c).spawn()
+        })
         .collect();
     let mut all = BTreeSet::new();
     for child in children {
@@ -88,10 +90,10 @@ fn ours_and_reference_share_one_directory() {
     // Release everything through the binary that did not allocate it.
     let mut dels: Vec<(&str, String)> = ids
         .iter()
-        .map(|(ours, id)| (if *ours { reference } else { OURS }, id.clone()))
+        .map(|(is_ours, id)| (if *is_ours { reference } else { ours() }, id.clone()))
         .collect();
-    dels.push((OURS, "ref3".into()));
-    dels.push((OURS, "ref4".into()));
+    dels.push((ours(), "ref3".into()));
+    dels.push((ours(), "ref4".into()));
     dels.push((reference, "our3".into()));
     for (bin, id) in &dels {
         let o = Call::new(bin, "DEL", id, &c).run();
@@ -103,7 +105,7 @@ fn ours_and_reference_share_one_directory() {
         reservations(&net)
     );
     // Both still allocate from the now-empty directory.
-    assert!(Call::new(OURS, "ADD", "after", &c).run().ok);
+    assert!(Call::new(ours(), "ADD", "after", &c).run().ok);
     assert!(Call::new(reference, "DEL", "after", &c).run().ok);
     assert!(reservations(&net).is_empty());
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{reservations, wait, Call, TempDir, OURS};
+use common::{ours, reservations, wait, Call, TempDir};
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::process::Command;
@@ -47,9 +47,9 @@ fn a_network_directory_that_is_a_symlink_is_refused() {
     let gc = gc_keep(&d, "[]");
     for verb in ["ADD", "DEL", "CHECK", "GC"] {
         let o = if verb == "GC" {
-            Call::new(OURS, verb, "", &gc).run()
+            Call::new(ours(), verb, "", &gc).run()
         } else {
-            Call::new(OURS, verb, "c1", &c).run()
+            Call::new(ours(), verb, "c1", &c).run()
         };
         assert_eq!(o.code(), 100, "{verb}: {}", o.stdout);
         assert!(
@@ -58,7 +58,7 @@ fn a_network_directory_that_is_a_symlink_is_refused() {
             o.msg()
         );
     }
-    let o = Call::new(OURS, "STATUS", "", &c).run();
+    let o = Call::new(ours(), "STATUS", "", &c).run();
     assert_eq!(o.code(), 50, "{}", o.stdout);
     assert!(o.msg().contains("symbolic link"), "{}", o.msg());
     assert_eq!(
@@ -76,7 +76,7 @@ fn cursor_and_lock_links_are_not_followed() {
     fs::create_dir_all(&net).unwrap();
     let cursor_victim = victim(&d, "cursor", "keep");
     symlink(&cursor_victim, net.join("last_reserved_ip.0")).unwrap();
-    let o = Call::new(OURS, "ADD", "c1", &c).run();
+    let o = Call::new(ours(), "ADD", "c1", &c).run();
     assert_eq!(o.code(), 100, "{}", o.stdout);
     assert!(o.msg().contains("last_reserved_ip.0"), "{}", o.msg());
     assert_eq!(fs::read_to_string(&cursor_victim).unwrap(), "keep");
@@ -86,7 +86,7 @@ fn cursor_and_lock_links_are_not_followed() {
     fs::remove_file(net.join("lock")).unwrap();
     let lock_victim = d.path().join("outside/lock-target");
     symlink(&lock_victim, net.join("lock")).unwrap();
-    let o = Call::new(OURS, "ADD", "c1", &c).run();
+    let o = Call::new(ours(), "ADD", "c1", &c).run();
     assert_eq!(o.code(), 100, "{}", o.stdout);
     assert!(o.msg().contains("lock"), "{}", o.msg());
     assert!(
@@ -99,7 +99,7 @@ fn cursor_and_lock_links_are_not_followed() {
 fn index_links_are_not_followed() {
     let d = TempDir::new("index-links");
     let c = conf(&d, ONE);
-    assert!(Call::new(OURS, "ADD", "c1", &c).run().ok);
+    assert!(Call::new(ours(), "ADD", "c1", &c).run().ok);
     let idx = d.net("n1").join(".host-local-index");
     // Every index file but the stamp becomes a link to a copy of itself
     // outside: the index still looks right, and a write through a link
@@ -119,9 +119,9 @@ fn index_links_are_not_followed() {
         victims.push((v, content));
     }
     assert!(victims.len() >= 2, "a bucket and a bitmap at least");
-    assert_eq!(Call::new(OURS, "ADD", "c2", &c).run().ips(), ["10.9.0.3"]);
-    assert!(Call::new(OURS, "DEL", "c1", &c).run().ok);
-    assert!(Call::new(OURS, "CHECK", "c2", &c).run().ok);
+    assert_eq!(Call::new(ours(), "ADD", "c2", &c).run().ips(), ["10.9.0.3"]);
+    assert!(Call::new(ours(), "DEL", "c1", &c).run().ok);
+    assert!(Call::new(ours(), "CHECK", "c2", &c).run().ok);
     for (v, content) in &victims {
         assert_eq!(&fs::read(v).unwrap(), content, "{}", v.display());
     }
@@ -135,7 +135,7 @@ fn index_links_are_not_followed() {
     fs::write(idx.join("junk/deeper/file"), "x").unwrap();
     symlink(&keep_dir, idx.join("junk/link")).unwrap();
     fs::remove_file(idx.join("stamp")).unwrap();
-    assert!(Call::new(OURS, "CHECK", "c2", &c).run().ok);
+    assert!(Call::new(ours(), "CHECK", "c2", &c).run().ok);
     assert!(!idx.join("junk").exists());
     assert!(keep_dir.join("precious").exists());
     // The index directory itself as a link.
@@ -143,7 +143,7 @@ fn index_links_are_not_followed() {
     let outside_dir = d.path().join("outside-index");
     fs::create_dir_all(&outside_dir).unwrap();
     symlink(&outside_dir, &idx).unwrap();
-    assert!(Call::new(OURS, "DEL", "c2", &c).run().ok);
+    assert!(Call::new(ours(), "DEL", "c2", &c).run().ok);
     assert!(reservations(&d.net("n1")).is_empty());
     assert_eq!(fs::read_dir(&outside_dir).unwrap().count(), 0);
 }
@@ -158,16 +158,16 @@ fn a_reservation_that_is_a_symlink_is_never_followed() {
     let v = victim(&d, "resv", "c1\r\neth0");
     symlink(&v, net.join("10.9.0.2")).unwrap();
     // The name is taken, so the address is: ADD goes around it.
-    assert_eq!(Call::new(OURS, "ADD", "c2", &c).run().ips(), ["10.9.0.3"]);
+    assert_eq!(Call::new(ours(), "ADD", "c2", &c).run().ips(), ["10.9.0.3"]);
     // c1 holds nothing: CHECK fails, DEL succeeds and leaves link and target.
-    assert_eq!(Call::new(OURS, "CHECK", "c1", &c).run().code(), 104);
-    assert!(Call::new(OURS, "DEL", "c1", &c).run().ok);
+    assert_eq!(Call::new(ours(), "CHECK", "c1", &c).run().code(), 104);
+    assert!(Call::new(ours(), "DEL", "c1", &c).run().ok);
     assert!(fs::symlink_metadata(net.join("10.9.0.2")).is_ok());
     assert_eq!(fs::read_to_string(&v).unwrap(), "c1\r\neth0");
     // GC with a list: a link is no reservation anyone wrote; its owner is
     // unknown, so it is stale. The link goes, never its target.
     let o = Call::new(
-        OURS,
+        ours(),
         "GC",
         "",
         &gc_keep(&d, r#"[{"containerID":"c2","ifname":"eth0"}]"#),
@@ -184,8 +184,8 @@ fn a_reservation_that_is_a_symlink_is_never_followed() {
 /// exactly a host-local killed between creating a file and writing it.
 fn add_killed_at_first_write(c: &str, id: &str) {
     let mut sh = Command::new("sh");
-    sh.arg("-c").arg(format!("ulimit -f 0; exec {OURS}"));
-    let child = Call::new(OURS, "ADD", id, c).spawn_via(sh);
+    sh.arg("-c").arg(format!("ulimit -f 0; exec {}", ours()));
+    let child = Call::new(ours(), "ADD", id, c).spawn_via(sh);
     let o = wait(child, Duration::from_secs(60));
     assert!(!o.ok, "the ADD was meant to die: {}", o.stdout);
 }
@@ -196,7 +196,7 @@ fn a_killed_add_leaves_no_reservation() {
     let c = conf(&d, ONE);
     // One normal ADD first, so the index exists and the killed run's first
     // write is its reservation.
-    assert!(Call::new(OURS, "ADD", "c1", &c).run().ok);
+    assert!(Call::new(ours(), "ADD", "c1", &c).run().ok);
     add_killed_at_first_write(&c, "c2");
     let net = d.net("n1");
     assert_eq!(
@@ -205,8 +205,8 @@ fn a_killed_add_leaves_no_reservation() {
         "no empty reservation file"
     );
     // The next ADD gets the address the killed one was taking.
-    assert_eq!(Call::new(OURS, "ADD", "c3", &c).run().ips(), ["10.9.0.3"]);
-    assert!(Call::new(OURS, "DEL", "c3", &c).run().ok);
+    assert_eq!(Call::new(ours(), "ADD", "c3", &c).run().ips(), ["10.9.0.3"]);
+    assert!(Call::new(ours(), "DEL", "c3", &c).run().ok);
     assert_eq!(reservations(&net), ["10.9.0.2"]);
 }
 
@@ -221,14 +221,14 @@ fn legacy_empty_reservations() {
     fs::create_dir_all(&net).unwrap();
     fs::write(net.join("10.9.0.2"), "").unwrap();
     fs::write(net.join("10.9.0.3"), "\n").unwrap();
-    assert_eq!(Call::new(OURS, "ADD", "c1", &c).run().ips(), ["10.9.0.4"]);
-    assert!(Call::new(OURS, "DEL", "c2", &c).run().ok);
+    assert_eq!(Call::new(ours(), "ADD", "c1", &c).run().ips(), ["10.9.0.4"]);
+    assert!(Call::new(ours(), "DEL", "c2", &c).run().ok);
     assert_eq!(reservations(&net), ["10.9.0.2", "10.9.0.3", "10.9.0.4"]);
     let no_list = conf(&d, ONE);
-    assert!(Call::new(OURS, "GC", "", &no_list).run().ok);
+    assert!(Call::new(ours(), "GC", "", &no_list).run().ok);
     assert_eq!(reservations(&net).len(), 3);
     let o = Call::new(
-        OURS,
+        ours(),
         "GC",
         "",
         &gc_keep(&d, r#"[{"containerID":"c1","ifname":"eth0"}]"#),
@@ -242,7 +242,7 @@ fn legacy_empty_reservations() {
 fn leftovers_of_a_crash_are_ignored_and_no_temporary_files_stay() {
     let d = TempDir::new("tmp-left");
     let c = conf(&d, ONE);
-    assert!(Call::new(OURS, "ADD", "c1", &c).run().ok);
+    assert!(Call::new(ours(), "ADD", "c1", &c).run().ok);
     let net = d.net("n1");
     let dotfiles = || -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(&net)
@@ -257,7 +257,7 @@ fn leftovers_of_a_crash_are_ignored_and_no_temporary_files_stay() {
     add_killed_at_first_write(&c, "c2");
     // Whatever the killed run left is no reservation, and the next run copes.
     assert_eq!(reservations(&net), ["10.9.0.2"]);
-    assert_eq!(Call::new(OURS, "ADD", "c3", &c).run().ips(), ["10.9.0.3"]);
+    assert_eq!(Call::new(ours(), "ADD", "c3", &c).run().ips(), ["10.9.0.3"]);
     assert!(dotfiles().is_empty(), "{:?}", dotfiles());
     assert_eq!(fs::read(net.join("10.9.0.3")).unwrap(), b"c3\r\neth0");
 }

@@ -4,10 +4,13 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_static");
+/// Our static: the suite's executable under that name.
+fn bin() -> std::path::PathBuf {
+    cni_tests::our_plugin("static")
+}
 
 fn run(cmd: &str, args: &str, conf: &str) -> (bool, serde_json::Value) {
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .env_clear()
         .env("CNI_COMMAND", cmd)
         .env("CNI_CONTAINERID", "c1")

@@ -87,7 +87,7 @@ pub fn find_in_path(plugin: &str, path: &[PathBuf]) -> Result<PathBuf> {
 /// A plugin process started by [`spawn_plugin`], its config already written.
 pub struct Running {
     /// `None` once waited for.
-    child: Option<std::process::Child>,
+    child: Option<Proc>,
     name: String,
     /// The plugin's whole stdout, once it closes it (when it exits).
     stdout: Option<std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>>,
@@ -98,29 +98,52 @@ pub struct Running {
     deadline: Option<(Instant, Duration)>,
 }
 
+/// What runs a delegate: a process, or a thread of ours when the delegate
+/// is a role of this very executable (see [`crate::multicall`]). The
+/// thread returns the exit code and the tail of what it wrote on stderr.
+enum Proc {
+    Child(std::process::Child),
+    Thread(std::thread::JoinHandle<(i32, Vec<u8>)>),
+}
+
 /// How much of a failed plugin's stderr goes into the error message.
 const STDERR_TAIL: usize = 2048;
 
+/// Copies a plugin's stderr to ours as it comes, keeping its tail.
+#[derive(Default)]
+struct StderrTail(Vec<u8>);
+
+impl Write for StderrTail {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // Our own stderr going away must not stop the plugin.
+        let _ = std::io::stderr().write_all(buf);
+        self.0.extend_from_slice(buf);
+        if self.0.len() > STDERR_TAIL {
+            self.0.drain(..self.0.len() - STDERR_TAIL);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn forward_stderr(mut from: std::process::ChildStderr) -> Vec<u8> {
     use std::io::Read;
-    let mut tail: Vec<u8> = Vec::new();
+    let mut tail = StderrTail::default();
     let mut buf = [0u8; 4096];
     loop {
         match from.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                // Our own stderr going away must not stop the plugin.
-                let _ = std::io::stderr().write_all(&buf[..n]);
-                tail.extend_from_slice(&buf[..n]);
-                if tail.len() > STDERR_TAIL {
-                    tail.drain(..tail.len() - STDERR_TAIL);
-                }
+                let _ = tail.write_all(&buf[..n]);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         }
     }
-    tail
+    tail.0
 }
 
 /// Start a plugin binary with `env` added to ours and `stdin` as its input,
@@ -216,7 +239,7 @@ fn start(binary: &Path, env: &[(&str, String)], stdin: &[u8], opts: Opts) -> Res
     });
     let input = child.stdin.take();
     let running = Running {
-        child: Some(child),
+        child: Some(Proc::Child(child)),
         name,
         stdout,
         stderr,
@@ -238,19 +261,80 @@ fn start(binary: &Path, env: &[(&str, String)], stdin: &[u8], opts: Opts) -> Res
     Ok(running)
 }
 
+/// Run the role `plugin` of this executable on a new thread, as if it had
+/// been executed: `env` over our environment, `stdin` as its input, its
+/// stdout and exit code collected as a process's would be, its stderr
+/// copied to ours. The thread starts in the calling thread's network
+/// namespace, as a child process would.
+fn start_in_process(
+    plugin: &'static (dyn crate::skel::Plugin + Sync),
+    name: String,
+    env: &[(&str, String)],
+    stdin: &[u8],
+    opts: Opts,
+) -> Result<Running> {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    let stdin = stdin.to_vec();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            // As `Command::envs`: the last value given wins over ours.
+            let lookup = |k: &str| {
+                env.iter()
+                    .rev()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.clone())
+                    .or_else(|| std::env::var(k).ok())
+            };
+            let mut stderr = StderrTail::default();
+            let (code, stdout) =
+                crate::skel::dispatch_in_process(plugin, &lookup, &stdin, &mut stderr);
+            // The receiver is gone only when the wait gave up already.
+            let _ = tx.send(Ok(stdout));
+            (code, stderr.0)
+        })
+        .map_err(|e| Error::new(PLUGIN_FAILURE, format!("failed to run {name}: {e}")))?;
+    Ok(Running {
+        child: Some(Proc::Thread(thread)),
+        name,
+        stdout: Some(rx),
+        stderr: None,
+        deadline: opts.timeout.map(|t| (Instant::now() + t, t)),
+    })
+}
+
 impl Drop for Running {
     /// A plugin never waited for (the caller failed first) is stopped and
-    /// reaped, so none keeps running or lingers as a zombie.
+    /// reaped, so none keeps running or lingers as a zombie. A thread cannot
+    /// be stopped: it is let finish (within its timeout), so it never
+    /// stops half-way through its files when the process exits.
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            if let Ok(None) = child.try_wait() {
-                if let Err(e) = child.kill() {
-                    log::debug!("stop {}: {e}", self.name);
+        match self.child.take() {
+            Some(Proc::Child(mut child)) => {
+                if let Ok(None) = child.try_wait() {
+                    if let Err(e) = child.kill() {
+                        log::debug!("stop {}: {e}", self.name);
+                    }
+                }
+                if let Err(e) = child.wait() {
+                    log::debug!("reap {}: {e}", self.name);
                 }
             }
-            if let Err(e) = child.wait() {
-                log::debug!("reap {}: {e}", self.name);
+            Some(Proc::Thread(thread)) => {
+                if let Some(rx) = self.stdout.take() {
+                    let limit = self.deadline.map_or(DELEGATE_TIMEOUT, |(at, _)| {
+                        at.saturating_duration_since(Instant::now())
+                    });
+                    if rx.recv_timeout(limit).is_ok() {
+                        let _ = thread.join();
+                    }
+                }
             }
+            None => {}
         }
     }
 }
@@ -261,10 +345,16 @@ impl Running {
     /// killed, and that is the error.
     pub fn wait(mut self) -> Result<Vec<u8>> {
         let name = std::mem::take(&mut self.name);
-        let mut child = self
-            .child
-            .take()
-            .ok_or_else(|| Error::new(PLUGIN_FAILURE, format!("{name} was already waited for")))?;
+        let mut child = match self.child.take() {
+            Some(Proc::Child(child)) => child,
+            Some(Proc::Thread(thread)) => return self.wait_thread(thread, name),
+            None => {
+                return Err(Error::new(
+                    PLUGIN_FAILURE,
+                    format!("{name} was already waited for"),
+                ))
+            }
+        };
         let failed_wait = |e: std::io::Error| {
             Error::new(PLUGIN_FAILURE, format!("failed to wait for {name}: {e}"))
         };
@@ -295,42 +385,87 @@ impl Running {
                 format!("failed to read the output of {name}: {e}"),
             )
         })?;
-        let out = std::process::Output {
-            status,
-            stdout,
-            stderr: Vec::new(),
-        };
         let stderr = self
             .stderr
             .take()
             .and_then(|t| t.join().ok())
             .unwrap_or_default();
-        if out.status.success() {
-            return Ok(out.stdout);
-        }
-        if let Ok(e) = serde_json::from_slice::<Error>(&out.stdout) {
-            return Err(e);
-        }
-        // No CNI error: say what the plugin did say, as libcni does.
-        let said = if out.stdout.iter().any(|b| !b.is_ascii_whitespace()) {
-            format!("; stdout: {}", String::from_utf8_lossy(&out.stdout).trim())
-        } else {
-            String::new()
-        };
-        let stderr = String::from_utf8_lossy(&stderr);
-        let stderr = if stderr.trim().is_empty() {
-            String::new()
-        } else {
-            format!("; stderr: {}", stderr.trim())
-        };
-        Err(Error::new(
-            PLUGIN_FAILURE,
-            format!(
-                "{name} failed ({}) without a CNI error{said}{stderr}",
-                out.status
-            ),
-        ))
+        outcome(
+            &name,
+            status.success(),
+            &status.to_string(),
+            stdout,
+            &stderr,
+        )
     }
+
+    /// [`Running::wait`] for a role run on a thread of ours.
+    fn wait_thread(
+        &mut self,
+        thread: std::thread::JoinHandle<(i32, Vec<u8>)>,
+        name: String,
+    ) -> Result<Vec<u8>> {
+        let rx = self
+            .stdout
+            .take()
+            .ok_or_else(|| Error::new(PLUGIN_FAILURE, format!("{name} was already waited for")))?;
+        let stdout = match self.deadline {
+            None => rx.recv().unwrap_or_else(|_| Ok(Vec::new())),
+            Some((at, limit)) => {
+                match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                    Ok(read) => read,
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Ok(Vec::new()),
+                    // A thread cannot be killed: it is left to finish on its own.
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        return Err(Error::new(
+                            PLUGIN_FAILURE,
+                            format!(
+                                "{name} did not finish within {} s (the delegate timeout)",
+                                limit.as_secs_f64()
+                            ),
+                        ))
+                    }
+                }
+            }
+        }
+        .unwrap_or_default();
+        let (code, stderr) = thread.join().unwrap_or((1, Vec::new()));
+        let status = format!("exit status: {code}");
+        outcome(&name, code == 0, &status, stdout, &stderr)
+    }
+}
+
+/// A finished plugin's answer: its stdout on success, else its CNI error,
+/// else an error saying what it did print.
+fn outcome(
+    name: &str,
+    success: bool,
+    status: &str,
+    stdout: Vec<u8>,
+    stderr: &[u8],
+) -> Result<Vec<u8>> {
+    if success {
+        return Ok(stdout);
+    }
+    if let Ok(e) = serde_json::from_slice::<Error>(&stdout) {
+        return Err(e);
+    }
+    // No CNI error: say what the plugin did say, as libcni does.
+    let said = if stdout.iter().any(|b| !b.is_ascii_whitespace()) {
+        format!("; stdout: {}", String::from_utf8_lossy(&stdout).trim())
+    } else {
+        String::new()
+    };
+    let stderr = String::from_utf8_lossy(stderr);
+    let stderr = if stderr.trim().is_empty() {
+        String::new()
+    } else {
+        format!("; stderr: {}", stderr.trim())
+    };
+    Err(Error::new(
+        PLUGIN_FAILURE,
+        format!("{name} failed ({status}) without a CNI error{said}{stderr}"),
+    ))
 }
 
 /// The exit status of `child`, or `None` if it is still running at `at`.
@@ -409,8 +544,17 @@ pub fn spawn(req: &Request, plugin_type: &str, command: Command) -> Result<Pendi
         die_with_parent: true,
         timeout: Some(delegate_timeout()),
     };
+    let env = req.env(command);
+    let running = match crate::multicall::in_process(&binary, plugin_type) {
+        Some(role) => {
+            let name = binary.display().to_string();
+            log::debug!("{plugin_type}: {name} is this executable: running it in-process");
+            start_in_process(role.plugin, name, &env, &req.config, opts)?
+        }
+        None => start(&binary, &env, &req.config, opts)?,
+    };
     Ok(Pending {
-        running: start(&binary, &req.env(command), &req.config, opts)?,
+        running,
         plugin_type: plugin_type.to_string(),
         command,
         version: Version::parse(&req.net.cni_version).unwrap_or(req.version),

@@ -10,6 +10,7 @@ pub mod args;
 pub mod delegate;
 pub mod error;
 pub mod logger;
+pub mod multicall;
 pub mod result;
 pub mod rollback;
 pub mod skel;

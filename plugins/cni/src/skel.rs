@@ -1,7 +1,8 @@
 //! The plugin skeleton: read the environment and stdin, validate them as the
 //! spec asks, call the plugin's verb, print its result or error.
 //!
-//! A plugin implements [`Plugin`]; its `main` is `cni::skel::run(MyPlugin)`.
+//! A plugin implements [`Plugin`]; the multi-call binary runs it with
+//! [`run`] under its name.
 //! [`dispatch`] takes the environment and the streams as arguments, so every
 //! path through it is unit-tested without touching the process.
 
@@ -186,7 +187,7 @@ pub trait Plugin {
 }
 
 /// Run a plugin as a process: the one line of a plugin's `main`.
-pub fn run<P: Plugin>(plugin: P) -> ! {
+pub fn run<P: Plugin + ?Sized>(plugin: &P) -> ! {
     install_panic_hook();
     crate::logger::init();
     let env = |k: &str| std::env::var(k).ok();
@@ -197,7 +198,7 @@ pub fn run<P: Plugin>(plugin: P) -> ! {
     // printed the error.
     let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         dispatch(
-            &plugin,
+            plugin,
             &env,
             &mut std::io::stdin(),
             &mut std::io::stdout(),
@@ -208,6 +209,14 @@ pub fn run<P: Plugin>(plugin: P) -> ! {
     std::process::exit(code)
 }
 
+std::thread_local! {
+    /// Set on a thread running a plugin in-process ([`dispatch_in_process`]):
+    /// where the panic hook puts the CNI error that a plugin process would
+    /// have printed on its stdout.
+    static CAPTURED_PANIC: std::cell::RefCell<Option<Vec<u8>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// A panic is a bug; still answer the runtime with a CNI error it can read.
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
@@ -215,20 +224,49 @@ fn install_panic_hook() {
             crate::error::INTERNAL,
             format!("internal error (please report): {info}"),
         );
-        let _ = writeln!(
-            std::io::stdout(),
-            "{}",
-            e.to_json(Version::CURRENT.as_str())
-        );
+        let line = format!("{}\n", e.to_json(Version::CURRENT.as_str()));
+        let captured = CAPTURED_PANIC.with(|c| match c.borrow_mut().as_mut() {
+            Some(buf) => {
+                buf.extend_from_slice(line.as_bytes());
+                true
+            }
+            None => false,
+        });
+        if !captured {
+            let _ = std::io::stdout().write_all(line.as_bytes());
+        }
         eprintln!("{info}");
     }));
+}
+
+/// Run `plugin` on this thread exactly as its process would run: `env` is
+/// its environment, `stdin` its input; returns its exit code and what it
+/// printed on stdout (a panic gives the same CNI error and exit code 1 that
+/// the process would give). Its stderr goes to `stderr`. For delegation
+/// inside the multi-call binary (see [`crate::multicall`]).
+pub fn dispatch_in_process<P: Plugin + ?Sized>(
+    plugin: &P,
+    env: Env,
+    stdin: &[u8],
+    stderr: &mut dyn Write,
+) -> (i32, Vec<u8>) {
+    CAPTURED_PANIC.with(|c| *c.borrow_mut() = Some(Vec::new()));
+    let mut stdout = Vec::new();
+    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        dispatch(plugin, env, &mut &stdin[..], &mut stdout, stderr)
+    }))
+    .unwrap_or(1);
+    if let Some(printed) = CAPTURED_PANIC.with(|c| c.borrow_mut().take()) {
+        stdout.extend_from_slice(&printed);
+    }
+    (code, stdout)
 }
 
 /// Environment lookup, injectable for tests.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// The whole skeleton: returns the process exit code.
-pub fn dispatch<P: Plugin>(
+pub fn dispatch<P: Plugin + ?Sized>(
     plugin: &P,
     env: Env,
     stdin: &mut dyn Read,
@@ -264,7 +302,7 @@ pub fn dispatch<P: Plugin>(
     }
 }
 
-fn serve<P: Plugin>(
+fn serve<P: Plugin + ?Sized>(
     plugin: &P,
     get: &dyn Fn(&str) -> Option<String>,
     stdin: &mut dyn Read,

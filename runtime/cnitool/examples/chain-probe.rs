@@ -67,5 +67,5 @@ impl Plugin for ChainProbe {
 }
 
 fn main() {
-    cni::skel::run(ChainProbe)
+    cni::skel::run(&ChainProbe)
 }

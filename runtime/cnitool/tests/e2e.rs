@@ -11,7 +11,7 @@
 //! builds (it is the chained plugin: it requires `prevResult`, passes it
 //! on and records what it was sent).
 
-use cni_tests::{our_bin_dir, our_plugin, result_ip, Output, TempDir, TestNetns};
+use cni_tests::{our_plugin, result_ip, Output, TempDir, TestNetns};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::Command;
@@ -80,7 +80,7 @@ impl Tool {
     }
 
     fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cnitool"));
+        let mut cmd = Command::new(our_plugin("cnitool"));
         cmd.args(["--cache-dir", &self.cache.path_str()])
             .args(args)
             .env("NETCONFPATH", self.conf.path())
@@ -118,7 +118,7 @@ impl Tool {
 
 /// The chained test plugin, built as an example of this package.
 fn chain_probe() -> PathBuf {
-    let p = our_bin_dir().join("examples").join("chain-probe");
+    let p = cni_tests::target_dir().join("examples").join("chain-probe");
     assert!(
         p.is_file(),
         "{} is missing: `cargo test -p cnitool` builds it (or `cargo build -p cnitool --examples`)",

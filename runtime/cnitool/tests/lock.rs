@@ -30,7 +30,7 @@ fn gc_waits_for_runs_in_flight() {
     // Another run in flight.
     let held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockShared).unwrap();
 
-    let mut gc = Command::new(env!("CARGO_BIN_EXE_cnitool"))
+    let mut gc = Command::new(cni_tests::our_plugin("cnitool"))
         .args(["--cache-dir", cache.to_str().unwrap(), "gc", "n", "--all"])
         .env("NETCONFPATH", &conf)
         .env("CNI_PATH", "/nonexistent")

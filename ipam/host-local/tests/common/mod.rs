@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const OURS: &str = env!("CARGO_BIN_EXE_host-local");
+/// Our host-local: the suite's executable under that name.
+pub fn ours() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| cni_tests::our_plugin("host-local").display().to_string())
+}
 pub const REFERENCE: &str = "/usr/lib/cni/host-local";
 
 /// A data directory unique to one test, removed when dropped.

@@ -501,44 +501,48 @@ fn pretty(v: &Value) -> String {
     }
 }
 
-fn main() {
+/// cnitool's whole run with `args` (without the program name); returns
+/// the process exit code. The multi-call binary calls it as `cnitool`.
+pub fn main(args: Vec<OsString>) -> i32 {
     cni::logger::init();
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let cwd = match working_dir() {
         Ok(d) => d,
         Err(e) => {
             eprintln!(
                 "cannot determine the working directory (needed for a relative netns path): {e}"
             );
-            std::process::exit(1);
+            return 1;
         }
     };
     let env = |k: &str| std::env::var(k).ok();
     let inv = match parse(&args, &env, &cwd) {
         Ok(Parsed::Help) => {
             print!("{USAGE}");
-            return;
+            return 0;
         }
         Ok(Parsed::Run(inv)) => inv,
         Err(msg) => {
             eprintln!("{msg}");
-            std::process::exit(1);
+            return 1;
         }
     };
-    // Held until the process ends.
+    // Held until this returns, when the process ends.
     let _lock = match lock(&inv) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("{e}");
-            std::process::exit(1);
+            return 1;
         }
     };
     match run(&inv) {
-        Ok(Some(out)) => println!("{out}"),
-        Ok(None) => {}
+        Ok(Some(out)) => {
+            println!("{out}");
+            0
+        }
+        Ok(None) => 0,
         Err(e) => {
             eprintln!("{e}");
-            std::process::exit(1);
+            1
         }
     }
 }

@@ -1,3 +1,0 @@
-fn main() {
-    cni::skel::run(portmap::Portmap)
-}

@@ -1,0 +1,83 @@
+//! `cni-plugins`: the whole suite in one executable. Installed once, with
+//! each plugin's name in the plugin directory a hard link to it; the name
+//! it is started under picks the role, as busybox does. Started under its
+//! own name it takes the role from its first argument
+//! (`cni-plugins bridge`), or lists the roles (`cni-plugins --list`).
+
+use cni::multicall::{self, Role};
+use std::ffi::OsString;
+
+/// Every plugin this executable can be, by the file name runtimes run.
+static ROLES: &[Role] = &[
+    Role {
+        name: "bridge",
+        plugin: &bridge::Bridge,
+    },
+    Role {
+        name: "ptp",
+        plugin: &ptp::Ptp,
+    },
+    Role {
+        name: "loopback",
+        plugin: &loopback::Loopback,
+    },
+    Role {
+        name: "portmap",
+        plugin: &portmap::Portmap,
+    },
+    Role {
+        name: "firewall",
+        plugin: &firewall::Firewall,
+    },
+    Role {
+        name: "host-local",
+        plugin: &host_local::HostLocal,
+    },
+    Role {
+        name: "static",
+        plugin: &static_ipam::Static,
+    },
+];
+
+/// Roles that are not plugins.
+const TOOLS: &[&str] = &["cnitool"];
+
+/// This executable's own name, under which it is not a plugin.
+const SELF: &str = "cni-plugins";
+
+fn main() {
+    multicall::register(ROLES);
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    let mut role = args
+        .first()
+        .map(|a| multicall::role_name(a))
+        .unwrap_or_default();
+    if role == SELF {
+        match args.get(1).map(|a| a.to_string_lossy().into_owned()) {
+            Some(a) if a == "--list" => {
+                for r in ROLES {
+                    println!("{}", r.name);
+                }
+                for t in TOOLS {
+                    println!("{t}");
+                }
+                return;
+            }
+            Some(a) if !a.starts_with('-') => {
+                args.remove(0);
+                role = a;
+            }
+            _ => {
+                eprintln!(
+                    "usage: {SELF} ROLE [ARGS...] | {SELF} --list\n\
+                     Runs as the plugin ROLE; installed plugin names are links to this file."
+                );
+                std::process::exit(2);
+            }
+        }
+    }
+    if role == "cnitool" {
+        std::process::exit(cnitool::main(args.into_iter().skip(1).collect()));
+    }
+    multicall::run(&role, TOOLS)
+}
