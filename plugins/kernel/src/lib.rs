@@ -19,6 +19,7 @@ pub mod nft;
 pub mod random;
 pub mod records;
 pub mod route;
+pub mod rule;
 pub mod spoofcheck;
 pub mod sysctl;
 

@@ -48,6 +48,19 @@ impl Link {
         self.flags.contains(LinkFlags::Promisc)
     }
 
+    /// Receives all multicast (`ip link set DEV allmulticast on`).
+    pub fn is_allmulti(&self) -> bool {
+        self.flags.contains(LinkFlags::Allmulti)
+    }
+
+    /// Transmit queue length (`qlen` in `ip link`).
+    pub fn txqlen(&self) -> Option<u32> {
+        self.message.attributes.iter().find_map(|a| match a {
+            LinkAttribute::TxQueueLen(q) => Some(*q),
+            _ => None,
+        })
+    }
+
     /// Bridge port hairpin mode, when the link is a bridge port.
     pub fn hairpin(&self) -> Option<bool> {
         self.bridge_port.iter().find_map(|p| match p {
@@ -382,6 +395,23 @@ impl Netlink {
             m.header.flags = LinkFlags::Promisc;
         }
         self.set_link(m, &|| format!("set promisc {on} on link #{index}"))
+    }
+
+    /// `ip link set INDEX allmulticast on|off`
+    pub fn set_allmulti(&mut self, index: u32, on: bool) -> Result<()> {
+        let mut m = link_msg(index);
+        m.header.change_mask = LinkFlags::Allmulti;
+        if on {
+            m.header.flags = LinkFlags::Allmulti;
+        }
+        self.set_link(m, &|| format!("set allmulticast {on} on link #{index}"))
+    }
+
+    /// `ip link set INDEX txqueuelen LEN`
+    pub fn set_txqlen(&mut self, index: u32, len: u32) -> Result<()> {
+        let mut m = link_msg(index);
+        m.attributes.push(LinkAttribute::TxQueueLen(len));
+        self.set_link(m, &|| format!("set txqueuelen {len} on link #{index}"))
     }
 
     /// `ip link set INDEX type bridge_slave hairpin on|off isolated on|off`

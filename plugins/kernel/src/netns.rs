@@ -111,6 +111,29 @@ impl Netns {
         }
     }
 
+    /// Take an exclusive `flock(2)` on the namespace file, waiting for it;
+    /// held until this handle is dropped. Every path to one namespace
+    /// (`/run/netns/x`, `/proc/<pid>/ns/net`) is the same nsfs inode, so
+    /// this serialises every process that locks it, whatever path it was
+    /// given, the reference plugins included (sbr locks the same file).
+    pub fn lock(&self) -> Result<()> {
+        loop {
+            // SAFETY: flock(2) only takes the descriptor, which `self.file`
+            // keeps open for the call.
+            let rc = unsafe { libc::flock(self.fd(), libc::LOCK_EX) };
+            if rc == 0 {
+                return Ok(());
+            }
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINTR) {
+                return Err(Error::io(
+                    format!("lock network namespace {}", self.path.display()),
+                    &e,
+                ));
+            }
+        }
+    }
+
     /// Whether two handles name the same namespace.
     pub fn same_as(&self, other: &Netns) -> bool {
         use std::os::unix::fs::MetadataExt;

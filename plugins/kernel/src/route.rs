@@ -6,8 +6,8 @@ use crate::netlink::Netlink;
 use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteProtocol,
-    RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteMetric,
+    RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use std::net::IpAddr;
@@ -239,6 +239,95 @@ impl Netlink {
     }
 }
 
+/// A route as the kernel listed it: the parsed form, and the whole
+/// message, so it can be re-created elsewhere with everything the kernel
+/// reported (protocol, scope, metrics, IPv6 preference), as `ip route
+/// save`/`restore` would.
+#[derive(Debug, Clone)]
+pub struct ListedRoute {
+    pub route: Route,
+    pub message: RouteMessage,
+}
+
+/// The message that puts the listed route `m` into `table`: its header
+/// and the attributes that describe the route itself, without the ones
+/// that describe the old entry (its table, cache info, expiry). Of the
+/// header flags only `onlink` is kept: the kernel refuses a new route
+/// carrying flags it set itself on a listed one (`linkdown`, `dead`).
+pub fn route_in_table_message(m: &RouteMessage, table: u32) -> RouteMessage {
+    let mut out = RouteMessage::default();
+    out.header = m.header.clone();
+    out.header.flags = m.header.flags & RouteFlags::Onlink;
+    out.header.table = if table < 256 {
+        table as u8
+    } else {
+        RouteHeader::RT_TABLE_UNSPEC
+    };
+    out.attributes.push(RouteAttribute::Table(table));
+    for a in &m.attributes {
+        match a {
+            RouteAttribute::Destination(_)
+            | RouteAttribute::Source(_)
+            | RouteAttribute::Gateway(_)
+            | RouteAttribute::PrefSource(_)
+            | RouteAttribute::Via(_)
+            | RouteAttribute::Oif(_)
+            | RouteAttribute::Priority(_)
+            | RouteAttribute::Metrics(_)
+            | RouteAttribute::Preference(_)
+            | RouteAttribute::MultiPath(_)
+            | RouteAttribute::Realm(_)
+            | RouteAttribute::EncapType(_)
+            | RouteAttribute::Encap(_) => out.attributes.push(a.clone()),
+            _ => {}
+        }
+    }
+    out
+}
+
+impl Netlink {
+    /// `ip route show table all` of one family, unicast routes only, each
+    /// with the message it was listed as.
+    pub fn listed_routes(&mut self, family: Family) -> Result<Vec<ListedRoute>> {
+        let mut m = RouteMessage::default();
+        m.header.address_family = family.af();
+        let out = self.request(RouteNetlinkMessage::GetRoute(m), NLM_F_DUMP, &|| {
+            "list routes".to_string()
+        })?;
+        Ok(out
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewRoute(r) if r.header.kind == RouteType::Unicast => {
+                    parse_route(&r).map(|route| ListedRoute { route, message: r })
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// `ip route replace ROUTE table TABLE` for a listed route: the same
+    /// route, in another table.
+    pub fn copy_route_to_table(&mut self, r: &ListedRoute, table: u32) -> Result<()> {
+        self.request(
+            RouteNetlinkMessage::NewRoute(route_in_table_message(&r.message, table)),
+            NLM_F_CREATE | NLM_F_REPLACE,
+            &|| format!("copy route {} to table {table}", describe(&r.route)),
+        )
+        .map(|_| ())
+    }
+
+    /// `ip route del` of exactly a listed route (in its own table).
+    pub fn del_listed_route(&mut self, r: &ListedRoute) -> Result<()> {
+        let table = r.route.table.unwrap_or(RouteHeader::RT_TABLE_MAIN as u32);
+        self.request(
+            RouteNetlinkMessage::DelRoute(route_in_table_message(&r.message, table)),
+            0,
+            &|| format!("delete route {}", describe(&r.route)),
+        )
+        .map(|_| ())
+    }
+}
+
 /// `10.0.0.0/8 via 10.1.0.1 dev #3`, for messages.
 pub fn describe(r: &Route) -> String {
     let mut s = r.dst.trunc().to_string();
@@ -287,6 +376,41 @@ mod tests {
         let back = parse_route(&m).unwrap();
         assert_eq!(back.dst.to_string(), "10.1.0.0/24");
         assert_eq!(back.oif, Some(5));
+    }
+
+    #[test]
+    fn listed_route_moves_with_its_protocol_and_without_its_old_table() {
+        let mut listed = route_message(&Route::new("10.244.1.0/24".parse().unwrap()).dev(4));
+        listed.header.protocol = RouteProtocol::Kernel;
+        listed.header.flags = RouteFlags::Onlink | RouteFlags::Linkdown;
+        listed.attributes.push(RouteAttribute::Expires(5));
+        listed
+            .attributes
+            .push(RouteAttribute::PrefSource(RouteAddress::Inet(
+                "10.244.1.5".parse().unwrap(),
+            )));
+        let m = route_in_table_message(&listed, 100);
+        assert_eq!(m.header.protocol, RouteProtocol::Kernel);
+        assert_eq!(m.header.scope, RouteScope::Link);
+        assert_eq!(m.header.flags, RouteFlags::Onlink);
+        assert_eq!(m.header.table, 100);
+        let tables: Vec<_> = m
+            .attributes
+            .iter()
+            .filter(|a| matches!(a, RouteAttribute::Table(_)))
+            .collect();
+        assert_eq!(tables, [&RouteAttribute::Table(100)]);
+        assert!(!m
+            .attributes
+            .iter()
+            .any(|a| matches!(a, RouteAttribute::Expires(_))));
+        let back = parse_route(&m).unwrap();
+        assert_eq!(back.dst.to_string(), "10.244.1.0/24");
+        assert_eq!((back.oif, back.table), (Some(4), Some(100)));
+        assert_eq!(back.src, Some("10.244.1.5".parse().unwrap()));
+        let big = route_in_table_message(&listed, 70000);
+        assert_eq!(big.header.table, 0);
+        assert_eq!(parse_route(&big).unwrap().table, Some(70000));
     }
 
     #[test]
