@@ -30,6 +30,14 @@ static ROLES: &[Role] = &[
         plugin: &firewall::Firewall,
     },
     Role {
+        name: "tuning",
+        plugin: &tuning::Tuning,
+    },
+    Role {
+        name: "sbr",
+        plugin: &sbr::Sbr,
+    },
+    Role {
         name: "host-local",
         plugin: &host_local::HostLocal,
     },
