@@ -2,10 +2,11 @@
 //! the configuration template, the versions the plugin claims, and a record
 //! of every failing invocation (for `no-garbage`).
 
+use crate::call::Call;
 use crate::exec::{run_in_netns, Ran};
+use crate::ns::{unique, ScratchNetns};
 use crate::{shape, CheckResult, Options, Outcome, Report, CHECKS};
 use cni::Version;
-use cni_tests::{unique, Call, TestNetns};
 use serde_json::{Map, Value};
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -42,7 +43,7 @@ const BOGUS_VERSIONS: &[&str] = &["0.9.9", "0.8.8", "9.9.9"];
 
 struct Ctx<'o> {
     opts: &'o Options,
-    host: TestNetns,
+    host: ScratchNetns,
     cni_path: String,
     template: Map<String, Value>,
     /// `supportedVersions` as the plugin printed it.
@@ -98,8 +99,8 @@ impl<'o> Ctx<'o> {
     }
 
     /// A throwaway container namespace.
-    fn container(&self) -> TestNetns {
-        TestNetns::new("conf")
+    fn container(&self) -> ScratchNetns {
+        ScratchNetns::new("conf")
     }
 
     /// Run `call` in the host namespace; a failing run is recorded for
@@ -192,7 +193,7 @@ pub(crate) fn run_all(opts: &Options, mut each: impl FnMut(&CheckResult)) -> Rep
         report.checks.push(c);
     };
 
-    let host = match catch_unwind(|| TestNetns::new("conf-host")) {
+    let host = match catch_unwind(|| ScratchNetns::new("conf-host")) {
         Ok(h) => h,
         Err(p) => {
             record(

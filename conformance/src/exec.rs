@@ -146,10 +146,7 @@ pub fn run_in_netns(
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
             Ok(None) => {
                 let pid = child.id() as libc::pid_t;
-                // SAFETY: plain kill(2) on the process group we created.
-                unsafe {
-                    libc::kill(-pid, libc::SIGKILL);
-                }
+                let _ = killpg(pid);
                 let _ = child.wait();
                 abnormal = Some(format!("did not finish within {timeout:?}, killed"));
                 break -1;
@@ -162,10 +159,7 @@ pub fn run_in_netns(
     };
     // Whatever the plugin left running in its group (a helper that kept
     // the output pipes open) goes with it; ESRCH when nothing is left.
-    // SAFETY: plain kill(2) on the process group we created.
-    unsafe {
-        libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
-    }
+    let _ = killpg(child.id() as libc::pid_t);
     // A grandchild that left the group could still hold the pipes open:
     // never wait for it forever, and say so rather than report empty output.
     let grace = Duration::from_secs(2);
@@ -187,26 +181,39 @@ pub fn run_in_netns(
     }
 }
 
+/// SIGKILL to the process group `pgid` (the one a plugin was started in).
+fn killpg(pgid: libc::pid_t) -> nix::Result<()> {
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pgid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cni_tests::{TempDir, TestNetns};
+    use crate::ns::{unique, ScratchNetns};
+    use std::os::unix::fs::PermissionsExt;
 
     /// A plugin that exits at once but leaves a helper holding its stdout:
     /// the run ends within the grace period, says why, and the helper is
     /// gone with the plugin's process group.
     #[test]
     fn a_helper_left_behind_is_killed_and_reported() {
-        let host = TestNetns::new("exec-helper");
-        let dir = TempDir::new("exec-helper");
-        let marker = dir.path().join("helper-ran-to-the-end");
-        let script = dir.script(
-            "plugin",
-            &format!(
-                "(sleep 3; touch {}) &\necho '{{}}'\nexit 0\n",
+        let host = ScratchNetns::new("exec-helper");
+        let dir = std::env::temp_dir().join(unique("cnic-exec-helper"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let marker = dir.join("helper-ran-to-the-end");
+        let script = dir.join("plugin");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\n(sleep 3; touch {}) &\necho '{{}}'\nexit 0\n",
                 marker.display()
             ),
-        );
+        )
+        .expect("write script");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let start = Instant::now();
         let ran = run_in_netns(
             host.ns(),
@@ -221,6 +228,8 @@ mod tests {
             start.elapsed()
         );
         std::thread::sleep(Duration::from_millis(3500));
-        assert!(!marker.exists(), "the helper outlived the run");
+        let outlived = marker.exists();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(!outlived, "the helper outlived the run");
     }
 }

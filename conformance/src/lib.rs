@@ -15,8 +15,10 @@
 //! assert!(!report.failed());
 //! ```
 
+pub mod call;
 mod checks;
 pub mod exec;
+pub mod ns;
 pub mod shape;
 
 use serde_json::{Map, Value};

@@ -314,99 +314,25 @@ pub fn our_plugin(name: &str) -> PathBuf {
 /// Where the reference Go plugins are (Debian's containernetworking-plugins).
 pub const REFERENCE_DIR: &str = "/usr/lib/cni";
 
-/// One invocation of a plugin, built up field by field.
-#[derive(Debug, Clone)]
-pub struct Call {
-    pub binary: PathBuf,
-    pub command: String,
-    pub container_id: String,
-    pub netns: String,
-    pub ifname: String,
-    pub args: String,
-    pub cni_path: String,
-    pub config: String,
-    /// Variables to leave out entirely (to test their absence).
-    pub unset: Vec<String>,
-}
+pub use cni_conformance::call::Call;
 
-impl Call {
-    pub fn new(binary: impl Into<PathBuf>, command: &str, config: &str) -> Call {
-        let binary = binary.into();
-        let dir = binary
-            .parent()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        Call {
-            binary,
-            command: command.into(),
-            container_id: "test-container".into(),
-            netns: String::new(),
-            ifname: "eth0".into(),
-            args: String::new(),
-            cni_path: dir,
-            config: config.into(),
-            unset: Vec::new(),
-        }
-    }
-
-    pub fn container(mut self, id: &str) -> Call {
-        self.container_id = id.into();
-        self
-    }
-
-    pub fn netns(mut self, path: &str) -> Call {
-        self.netns = path.into();
-        self
-    }
-
-    pub fn ifname(mut self, name: &str) -> Call {
-        self.ifname = name.into();
-        self
-    }
-
-    pub fn args(mut self, args: &str) -> Call {
-        self.args = args.into();
-        self
-    }
-
-    pub fn cni_path(mut self, path: &str) -> Call {
-        self.cni_path = path.into();
-        self
-    }
-
-    pub fn without(mut self, var: &str) -> Call {
-        self.unset.push(var.into());
-        self
-    }
-
-    /// The command as a runtime would start it.
-    pub fn command(&self) -> Command {
-        let mut cmd = Command::new(&self.binary);
-        for (k, v) in [
-            ("CNI_COMMAND", &self.command),
-            ("CNI_CONTAINERID", &self.container_id),
-            ("CNI_NETNS", &self.netns),
-            ("CNI_IFNAME", &self.ifname),
-            ("CNI_ARGS", &self.args),
-            ("CNI_PATH", &self.cni_path),
-        ] {
-            if self.unset.iter().any(|u| u == k) {
-                cmd.env_remove(k);
-            } else {
-                cmd.env(k, v);
-            }
-        }
-        cmd
-    }
-
+/// Running a [`Call`] the way tests do: inside a test namespace, with the
+/// harness's timeout, panicking if it cannot be started.
+pub trait RunCall {
     /// Run inside `host`.
-    pub fn run_in(&self, host: &TestNetns) -> Output {
-        host.run(self.command(), Some(self.config.as_bytes()))
-    }
+    fn run_in(&self, host: &TestNetns) -> Output;
 
     /// Run in the test process's own namespace: only for calls that touch
     /// no network state (VERSION, refusals before any work).
-    pub fn run_here(&self) -> Output {
+    fn run_here(&self) -> Output;
+}
+
+impl RunCall for Call {
+    fn run_in(&self, host: &TestNetns) -> Output {
+        host.run(self.command(), Some(self.config.as_bytes()))
+    }
+
+    fn run_here(&self) -> Output {
         run_with_timeout(self.command(), Some(self.config.as_bytes()))
     }
 }

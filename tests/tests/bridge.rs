@@ -10,7 +10,7 @@ mod common;
 
 use cni_tests::{
     default_host_local, host_local_ipam, merge, our_plugin, require_our_host_local, result_ip,
-    with_prev, PluginEnv, TestNetns,
+    with_prev, PluginEnv, RunCall, TestNetns,
 };
 use serde_json::{json, Value};
 use std::path::Path;
@@ -514,7 +514,7 @@ fn ip_masq_with_iptables_adds_and_removes_rules() {
     );
     let ctr = TestNetns::new("br-masq-ipt-c");
     let r = add_ok(&env, &ctr, "c1", &c);
-    let chain = cni_kernel::ipmasq::iptables_chain(NET, "c1");
+    let chain = cni_support::ipmasq::iptables_chain(NET, "c1");
     let save = |bin: &str| env.host.exec(&[bin, "-t", "nat", "-S"]).ok().stdout;
     for (bin, ip, multicast) in [
         ("iptables", result_ip(&r, false), "224.0.0.0/4"),
@@ -545,7 +545,7 @@ fn ip_masq_with_iptables_adds_and_removes_rules() {
     // the rules: they are found by their chain, not by address.
     let gone = TestNetns::new("br-masq-ipt-gone");
     add_ok(&env, &gone, "c2", &c);
-    let chain2 = cni_kernel::ipmasq::iptables_chain(NET, "c2");
+    let chain2 = cni_support::ipmasq::iptables_chain(NET, "c2");
     for bin in ["iptables", "ip6tables"] {
         assert!(save(bin).contains(&chain2), "{bin}");
     }

@@ -9,7 +9,8 @@
 //! reference's.
 
 use cni_tests::{
-    default_host_local, host_local_ipam, merge, our_plugin, Output, PluginEnv, TempDir, TestNetns,
+    default_host_local, host_local_ipam, merge, our_plugin, Output, PluginEnv, RunCall, TempDir,
+    TestNetns,
 };
 use serde_json::{json, Value};
 use std::path::Path;

@@ -12,7 +12,7 @@ mod common;
 
 use cni_tests::{
     host_local_ipam, merge, our_plugin, reference_plugin, require_our_host_local, result_ip,
-    with_prev, Output, PluginEnv, TestNetns,
+    with_prev, Output, PluginEnv, RunCall, TestNetns,
 };
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The loopback plugin in real namespaces, under every spec version.
 
-use cni_tests::{our_plugin, Call, TestNetns};
+use cni_tests::{our_plugin, Call, RunCall, TestNetns};
 
 fn conf(version: &str) -> String {
     format!(r#"{{"cniVersion":"{version}","name":"lonet","type":"loopback"}}"#)

@@ -6,7 +6,7 @@
 
 use cni_tests::{
     host_local_ipam, merge, our_plugin, reference_plugin, require_our_host_local, result_ip,
-    with_prev, PluginEnv, TestNetns,
+    with_prev, PluginEnv, RunCall, TempDir, TestNetns,
 };
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -129,7 +129,10 @@ fn nat_rules(env: &PluginEnv) -> String {
 fn ip_masq_rules_are_removed_by_the_other_side() {
     let (ref_bridge, ref_hl) = (reference_plugin("bridge"), reference_plugin("host-local"));
     let env = PluginEnv::new("mix-masq", &[("host-local", &ref_hl)]);
-    let ours = env.bin.add_plugin("bridge-ours", &our_plugin("bridge"));
+    // Ours answers to its own name only (the name picks the role of the
+    // suite's executable): it lives under "bridge" in a directory of its own.
+    let ours_dir = TempDir::new("mix-masq-ours");
+    let ours = ours_dir.add_plugin("bridge", &our_plugin("bridge"));
     let theirs = env.bin.add_plugin("bridge-ref", &ref_bridge);
     let c = merge(
         bridge_conf(&env, "masqnet", "10.240.64.0/24", "fd00:cafe:40::/64"),
@@ -140,12 +143,13 @@ fn ip_masq_rules_are_removed_by_the_other_side() {
         cni_tests::Call::new(plugin, verb, &conf.to_string())
             .container(id)
             .netns(&ctr.path_str())
+            .cni_path(&env.bin.path_str())
             .run_in(&env.host)
     };
     let before = nat_rules(&env);
     for (add, del, id) in [(&ours, &theirs, "c1"), (&theirs, &ours, "c2")] {
         let r = run(add, "ADD", &c, id).ok().json();
-        let chain = cni_kernel::ipmasq::iptables_chain("masqnet", id);
+        let chain = cni_support::ipmasq::iptables_chain("masqnet", id);
         let rules = nat_rules(&env);
         assert!(rules.contains(&format!("-N {chain}")), "{rules}");
         for v6 in [false, true] {

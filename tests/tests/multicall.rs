@@ -7,7 +7,7 @@
 //! copy of it (a different file: executed), and compares every answer and
 //! the whole host-local directory after every step.
 
-use cni_tests::{our_bin_dir, our_plugin, Call, Output, PluginEnv, TempDir, TestNetns};
+use cni_tests::{our_bin_dir, our_plugin, Call, Output, PluginEnv, RunCall, TempDir, TestNetns};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -10,7 +10,7 @@ mod common;
 
 use cni_tests::{
     default_host_local, host_local_ipam, merge, our_plugin, require_our_host_local, result_ip,
-    with_prev, PluginEnv, TestNetns,
+    with_prev, PluginEnv, RunCall, TestNetns,
 };
 use serde_json::{json, Value};
 use std::path::Path;
@@ -210,7 +210,7 @@ fn ip_masq_rules_come_and_go_with_both_backends() {
         );
         let r = add_ok(&env, &ctr, "c1", &c);
         let ip = result_ip(&r, false);
-        let chain = cni_kernel::ipmasq::iptables_chain(NET, "c1");
+        let chain = cni_support::ipmasq::iptables_chain(NET, "c1");
         let present = || {
             if backend == "nftables" {
                 env.host.masq_rules().contains(&format!("\"{ip}\""))

@@ -12,7 +12,7 @@ mod common;
 
 use cni_tests::{
     host_local_ipam, our_plugin, reference_plugin, require_our_host_local, result_ip, with_prev,
-    PluginEnv, TestNetns, VERSIONS,
+    PluginEnv, RunCall, TestNetns, VERSIONS,
 };
 use serde_json::{json, Value};
 use std::path::Path;

@@ -10,7 +10,7 @@ mod common;
 
 use cni_tests::{
     host_local_ipam, our_plugin, reference_plugin, require_our_host_local, with_prev, Call,
-    PluginEnv, TempDir, TestNetns, VERSIONS,
+    PluginEnv, RunCall, TempDir, TestNetns, VERSIONS,
 };
 use serde_json::{json, Value};
 use std::path::Path;

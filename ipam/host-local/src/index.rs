@@ -43,13 +43,13 @@
 //! `#`, and a container ID starts with a letter or digit, so no index file can
 //! ever match; and if one is deleted, the index is simply rebuilt.
 
-use crate::ip;
 use crate::range::RangeSet;
 use crate::store::{
     fail, io_errno, kind, list_at, open_at, open_dir_at, read_at, stat_at, unlink_at, write_at,
     Owner, Store, LAST_RESERVED_PREFIX,
 };
 use cni::error::PLUGIN_FAILURE;
+use cni::ip;
 use cni::{Error, Result};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;

@@ -17,10 +17,10 @@
 
 pub mod config;
 pub mod index;
-pub mod ip;
 pub mod range;
 pub mod store;
 
+use cni::ip;
 use cni::skel::Attachment;
 use cni::{CniResult, Error, IpConfig, Plugin, Request, Result};
 use config::Config;

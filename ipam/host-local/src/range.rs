@@ -2,7 +2,7 @@
 //! defaults and validation (as the reference's `Canonicalize`), and the
 //! order in which free addresses are looked for.
 
-use crate::ip;
+use cni::ip;
 use cni::Error;
 use ipnet::IpNet;
 use serde::Deserialize;

@@ -27,8 +27,8 @@
 //!
 //! A [`Store`] exists only while its lock is held: every method runs under it.
 
-use crate::ip;
 use cni::error::PLUGIN_FAILURE;
+use cni::ip;
 use cni::{Error, Result};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg, OFlag};

@@ -5,11 +5,11 @@
 //! CIDRs) with `GATEWAY` (comma-separated; each applies to those `IP`
 //! addresses whose subnet holds it). `args.cni.ips`, and after it `runtimeConfig.ips`, replace
 //! the whole list when present, as in the reference. Address parsing is
-//! host-local's ([`host_local::ip`]).
+//! host-local's ([`cni::ip`]).
 
+use cni::ip;
+use cni::ipam::{routes, RouteConf};
 use cni::{CniResult, Dns, Error, IpConfig, Plugin, Request, Result, Version};
-use host_local::config::{routes, RouteConf};
-use host_local::ip;
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::IpAddr;

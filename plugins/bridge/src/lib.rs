@@ -12,10 +12,11 @@
 use cni::delegate::IpamAdd;
 use cni::rollback::Rollback;
 use cni::{CniResult, Error, Interface, NetConf, Plugin, Request, Result, Route};
-use cni_kernel::container::PairSpec;
-use cni_kernel::ipmasq::Backend;
 use cni_kernel::link::{parse_mac, BridgePortSpec, BridgeSpec, Link};
-use cni_kernel::{attachment, container, iface, spoofcheck, sysctl, Family, Netlink, Netns};
+use cni_kernel::{sysctl, Family, Netlink, Netns};
+use cni_support::container::PairSpec;
+use cni_support::ipmasq::Backend;
+use cni_support::{attachment, container, iface, spoofcheck};
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::IpAddr;

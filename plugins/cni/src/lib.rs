@@ -7,8 +7,12 @@
 //! Nothing here touches the kernel; that is `cni-kernel`'s job.
 
 pub mod args;
+// A delegate gets PR_SET_PDEATHSIG between fork and exec (pre_exec).
+#[allow(unsafe_code)]
 pub mod delegate;
 pub mod error;
+pub mod ip;
+pub mod ipam;
 pub mod logger;
 pub mod multicall;
 pub mod result;

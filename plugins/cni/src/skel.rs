@@ -206,7 +206,8 @@ pub fn run<P: Plugin + ?Sized>(plugin: &P) -> ! {
         )
     }))
     .unwrap_or(1);
-    std::process::exit(code)
+    #[allow(clippy::disallowed_methods)] // the one place a plugin process ends
+    std::process::exit(code);
 }
 
 std::thread_local! {

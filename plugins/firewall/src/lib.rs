@@ -19,8 +19,8 @@ pub mod state;
 
 use cni::error::{PLUGIN_NOT_AVAILABLE, UNSUPPORTED_FIELD};
 use cni::{CniResult, Error, Plugin, Request, Result, Version};
-use cni_kernel::attachment;
 use cni_kernel::netfilter::{tolerate_missing_other, Backend};
+use cni_support::attachment;
 use serde::Deserialize;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

@@ -59,8 +59,11 @@ pub fn run(
     let (fed, out) = match rx.recv_timeout(timeout) {
         Ok(r) => r,
         Err(_) => {
-            // SAFETY: kill(2) on a child we have not reaped yet.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            // A child we have not reaped yet: the pid is still its own.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
             let _ = rx.recv();
             return Err(Error::protocol(
                 what(),

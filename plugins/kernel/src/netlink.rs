@@ -26,6 +26,7 @@ pub struct Netlink {
 impl Netlink {
     /// A socket in the caller's namespace.
     pub fn open() -> Result<Netlink> {
+        #[allow(clippy::disallowed_methods)] // the owner of netlink sockets
         let mut socket =
             Socket::new(NETLINK_ROUTE).map_err(|e| Error::io("open netlink socket", &e))?;
         socket

@@ -2,22 +2,14 @@
 
 use crate::error::{Error, Result};
 
-/// `n` random bytes from getrandom(2).
+/// `n` random bytes from the kernel's generator (`/dev/urandom`, which
+/// never blocks once the system has booted).
 pub fn bytes(n: usize) -> Result<Vec<u8>> {
+    use std::io::Read;
     let mut buf = vec![0u8; n];
-    let mut filled = 0;
-    while filled < n {
-        // SAFETY: the pointer and length describe the unfilled tail of `buf`.
-        let r = unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), n - filled, 0) };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(Error::io("getrandom", &e));
-        }
-        filled += r as usize;
-    }
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| Error::io("read /dev/urandom", &e))?;
     Ok(buf)
 }
 

@@ -11,10 +11,11 @@
 use cni::delegate::IpamAdd;
 use cni::rollback::Rollback;
 use cni::{CniResult, Error, NetConf, Plugin, Request, Result};
-use cni_kernel::container::PairSpec;
-use cni_kernel::ipmasq::Backend;
 use cni_kernel::route::{Route as KRoute, Scope};
-use cni_kernel::{attachment, container, iface, sysctl, Family, Netlink, Netns};
+use cni_kernel::{sysctl, Family, Netlink, Netns};
+use cni_support::container::PairSpec;
+use cni_support::ipmasq::Backend;
+use cni_support::{attachment, container, iface};
 use ipnet::IpNet;
 use serde::Deserialize;
 

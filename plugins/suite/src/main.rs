@@ -6,6 +6,7 @@
 
 use cni::multicall::{self, Role};
 use std::ffi::OsString;
+use std::process::ExitCode;
 
 /// Every plugin this executable can be, by the file name runtimes run.
 static ROLES: &[Role] = &[
@@ -53,7 +54,7 @@ const TOOLS: &[&str] = &["cnitool"];
 /// This executable's own name, under which it is not a plugin.
 const SELF: &str = "cni-plugins";
 
-fn main() {
+fn main() -> ExitCode {
     multicall::register(ROLES);
     let mut args: Vec<OsString> = std::env::args_os().collect();
     let mut role = args
@@ -69,7 +70,7 @@ fn main() {
                 for t in TOOLS {
                     println!("{t}");
                 }
-                return;
+                return ExitCode::SUCCESS;
             }
             Some(a) if !a.starts_with('-') => {
                 args.remove(0);
@@ -80,12 +81,13 @@ fn main() {
                     "usage: {SELF} ROLE [ARGS...] | {SELF} --list\n\
                      Runs as the plugin ROLE; installed plugin names are links to this file."
                 );
-                std::process::exit(2);
+                return ExitCode::from(2);
             }
         }
     }
     if role == "cnitool" {
-        std::process::exit(cnitool::main(args.into_iter().skip(1).collect()));
+        let code = cnitool::main(args.into_iter().skip(1).collect());
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     multicall::run(&role, TOOLS)
 }

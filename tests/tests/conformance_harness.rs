@@ -225,9 +225,9 @@ sleep 60
 
 #[test]
 fn cli_exit_codes_and_lines() {
-    let cli = env!("CARGO_BIN_EXE_cni-conformance");
+    let cli = cni_tests::target_dir().join("cni-conformance");
     let run = |args: &[&str]| {
-        let mut cmd = std::process::Command::new(cli);
+        let mut cmd = std::process::Command::new(&cli);
         cmd.args(args);
         cni_tests::run_with_timeout(cmd, None)
     };

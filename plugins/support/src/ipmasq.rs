@@ -15,10 +15,10 @@
 //! backend's tool must be runnable for DEL to succeed (rules it cannot see
 //! may still be in the kernel), the other one's may be absent.
 
-use crate::error::{Error, Result};
-use crate::iptables::{self, strings, Saved};
-use crate::netfilter::tolerate_missing_other;
-use crate::nft::{self, x, Batch, NfFamily};
+use cni_kernel::error::{Error, Result};
+use cni_kernel::iptables::{self, strings, Saved};
+use cni_kernel::netfilter::tolerate_missing_other;
+use cni_kernel::nft::{self, x, Batch, NfFamily};
 use ipnet::IpNet;
 use nftables::schema::{FlushObject, NfCmd, NfListObject};
 use nftables::types::{NfChainType, NfHook};
@@ -27,7 +27,7 @@ const TABLE: &str = "cni_plugins_masquerade";
 const CHAIN: &str = "masq_checks";
 const POSTROUTING: &str = "postrouting";
 
-pub use crate::netfilter::{Backend, Owner};
+pub use cni_kernel::netfilter::{Backend, Owner};
 
 /// The nftables transaction that sets up masquerade for `ips`, replacing
 /// any rules this attachment had (`stale`, listed before).

@@ -4,11 +4,11 @@
 
 use crate::container;
 use crate::ipmasq::{self, Backend, Owner};
-use crate::link::Link;
-use crate::netlink::Netlink;
-use crate::netns::Netns;
 use cni::delegate::{ipam_exec, ipam_spawn};
 use cni::{CniResult, Command, Error, Interface, Request, Result};
+use cni_kernel::link::Link;
+use cni_kernel::netlink::Netlink;
+use cni_kernel::netns::Netns;
 use ipnet::IpNet;
 
 /// The owner of an attachment's masquerade rules.

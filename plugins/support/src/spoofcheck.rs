@@ -5,8 +5,8 @@
 //! `cni-br-iface-<id>-mac`, rules commented `macspoofchk-<id>`), so either
 //! suite can remove what the other made.
 
-use crate::error::Result;
-use crate::nft::{self, x, Batch, NfFamily};
+use cni_kernel::error::Result;
+use cni_kernel::nft::{self, x, Batch, NfFamily};
 use nftables::expr::MetaKey;
 use nftables::schema::{FlushObject, NfCmd, NfListObject};
 use nftables::types::{NfChainType, NfHook};

@@ -3,13 +3,13 @@
 //! against a previous result on CHECK. Shared by bridge, ptp and the
 //! interface plugins that follow.
 
-use crate::addr::Family;
-use crate::error::Error;
-use crate::link::{Link, VethSpec};
-use crate::netlink::Netlink;
-use crate::netns::Netns;
-use crate::random;
 use cni::CniResult;
+use cni_kernel::addr::Family;
+use cni_kernel::error::Error;
+use cni_kernel::link::{Link, VethSpec};
+use cni_kernel::netlink::Netlink;
+use cni_kernel::netns::Netns;
+use cni_kernel::random;
 use ipnet::IpNet;
 use std::path::Path;
 

@@ -2,13 +2,13 @@
 //! link up, IPv6 settling, routes. What every interface plugin (bridge, ptp,
 //! macvlan, ...) does after IPAM, written once.
 
-use crate::addr::Family;
-use crate::error::Error;
-use crate::netlink::Netlink;
-use crate::netns::Netns;
-use crate::route::Route;
-use crate::sysctl;
 use cni::CniResult;
+use cni_kernel::addr::Family;
+use cni_kernel::error::Error;
+use cni_kernel::netlink::Netlink;
+use cni_kernel::netns::Netns;
+use cni_kernel::route::Route;
+use cni_kernel::sysctl;
 use netlink_packet_route::route::RouteScope;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
