@@ -21,6 +21,7 @@ pub mod records;
 pub mod route;
 pub mod rule;
 pub mod sysctl;
+pub mod tc;
 
 pub use addr::{Addr, Family};
 pub use error::{Error, Kind, Result};
