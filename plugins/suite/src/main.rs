@@ -31,6 +31,10 @@ static ROLES: &[Role] = &[
         plugin: &firewall::Firewall,
     },
     Role {
+        name: "bandwidth",
+        plugin: &bandwidth::Bandwidth,
+    },
+    Role {
         name: "tuning",
         plugin: &tuning::Tuning,
     },
