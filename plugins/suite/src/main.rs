@@ -50,6 +50,10 @@ static ROLES: &[Role] = &[
         name: "static",
         plugin: &static_ipam::Static,
     },
+    Role {
+        name: "dhcp",
+        plugin: &dhcp::Dhcp,
+    },
 ];
 
 /// Roles that are not plugins.
@@ -91,6 +95,11 @@ fn main() -> ExitCode {
     }
     if role == "cnitool" {
         let code = cnitool::main(args.into_iter().skip(1).collect());
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    // `dhcp daemon [flags]`: the lease daemon, as the reference runs it.
+    if role == "dhcp" && args.get(1).is_some_and(|a| a == "daemon") {
+        let code = dhcp::daemon_main(args.into_iter().skip(2).collect());
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     multicall::run(&role, TOOLS)

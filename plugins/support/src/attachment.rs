@@ -107,6 +107,16 @@ pub fn del(req: &Request, ip_masq: Option<Backend>, extra: impl FnOnce(&mut Erro
     } else {
         None
     };
+    // dhcp's daemon sends its DHCPRELEASE through the container interface,
+    // so its DEL must be done before the interface goes (as the reference
+    // orders every DEL).
+    let ipam = match ipam {
+        Some(p) if req.net.ipam_type() == Some("dhcp") => {
+            errors.note(p.wait());
+            None
+        }
+        other => other,
+    };
     if let Some(path) = &req.netns {
         errors.note(container::delete_iface(path, &req.ifname));
     }
