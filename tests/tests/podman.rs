@@ -18,20 +18,13 @@
 //! carry what our plugins expect; `tests/fixtures/runtime-traces/podman`
 //! keeps a trace of one run.
 
+mod runtime;
+
 use cni_tests::{our_bin_dir, TempDir, TestNetns};
-use serde_json::{json, Value};
+use runtime::{build_rootfs, require, tracing_plugin_dir};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-const PLUGINS: &[&str] = &[
-    "bridge",
-    "ptp",
-    "host-local",
-    "portmap",
-    "firewall",
-    "tuning",
-    "loopback",
-];
 
 /// One Podman "machine": host namespace, directories, tracing plugin dir.
 struct Podman {
@@ -41,26 +34,11 @@ struct Podman {
     traces: PathBuf,
 }
 
-/// A tool the test cannot run without: a panic naming the Debian package.
-fn require(tool: &str, package: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "{tool} is missing: apt-get install {package} (.ci/run does)"
-    );
-}
-
 impl Podman {
     fn new(tag: &str) -> Podman {
         require("podman", "podman");
         require("runc", "runc");
         require("nsenter", "util-linux");
-        assert!(
-            Path::new("/bin/busybox").is_file(),
-            "/bin/busybox is missing: apt-get install busybox-static (.ci/run does)"
-        );
         let host = TestNetns::new(tag);
         let dir = TempDir::new(tag);
         let d = dir.path();
@@ -80,23 +58,11 @@ impl Podman {
         for m in ["/var/lib/cni", "/run/cni"] {
             std::fs::create_dir_all(m).unwrap_or_else(|e| panic!("create {m}: {e}"));
         }
-        build_rootfs(&d.join("rootfs"));
+        build_rootfs(&d.join("rootfs"), "podman");
         let traces = d.join("traces");
         // The tracing plugin directory: each name records env and stdin,
         // then runs ours with the same stdin.
-        let ours = our_bin_dir();
-        for p in PLUGINS {
-            let body = format!(
-                "n=$(date +%s%N)-$$\nenv | grep -E '^CNI_' | grep -v '^CNI_TRACE_OUT=' | sort > {t}/$n.{p}.env\n\
-                 tee {t}/$n.{p}.stdin | {o}/{p}\nrc=$?\necho $rc > {t}/$n.{p}.rc\nexit $rc\n",
-                t = traces.display(),
-                o = ours.display(),
-            );
-            let path = d.join("bin").join(p);
-            std::fs::write(&path, format!("#!/bin/sh\n{body}")).expect("wrapper");
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        }
+        tracing_plugin_dir(&d.join("bin"), &traces, &our_bin_dir());
         std::fs::write(
             d.join("containers.conf"),
             format!(
@@ -209,35 +175,9 @@ impl Podman {
             == 0
     }
 
-    /// Every recorded plugin call: (plugin, CNI_COMMAND, exit code, stdin).
-    fn calls(&self) -> Vec<(String, String, i32, Value)> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.traces)
-            .expect("traces")
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".rc"))
-            .collect();
-        names.sort();
-        names
-            .iter()
-            .map(|n| {
-                let stem = n.trim_end_matches(".rc");
-                let plugin = stem.rsplit('.').next().unwrap_or_default().to_string();
-                let read = |ext: &str| {
-                    std::fs::read_to_string(self.traces.join(format!("{stem}.{ext}")))
-                        .unwrap_or_default()
-                };
-                let env = read("env");
-                let command = env
-                    .lines()
-                    .find_map(|l| l.strip_prefix("CNI_COMMAND="))
-                    .unwrap_or_default()
-                    .to_string();
-                let rc = read("rc").trim().parse().unwrap_or(-1);
-                let stdin = serde_json::from_str(&read("stdin")).unwrap_or(Value::Null);
-                (plugin, command, rc, stdin)
-            })
-            .collect()
+    /// Every recorded plugin call.
+    fn calls(&self) -> Vec<runtime::Traced> {
+        runtime::calls(&self.traces)
     }
 
     /// Nothing of `ids` (container IDs) or `ips` is left in the host
@@ -267,14 +207,7 @@ impl Podman {
                 ipt.stdout
             );
         }
-        let held: Vec<String> = std::fs::read_dir(self.path("varlibcni/networks").join(network))
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let held = runtime::reservations(&self.path("varlibcni/networks").join(network));
         assert!(held.is_empty(), "reservations left: {held:?}");
         let cached: Vec<String> = std::fs::read_dir(self.path("varlibcni/results"))
             .map(|rd| {
@@ -288,11 +221,7 @@ impl Podman {
 
     /// Every plugin call Podman made succeeded; DELs included.
     fn assert_every_call_succeeded(&self) {
-        let calls = self.calls();
-        assert!(!calls.is_empty(), "no plugin was called");
-        for (plugin, command, rc, stdin) in &calls {
-            assert_eq!(*rc, 0, "{plugin} {command} failed; it was given {stdin}");
-        }
+        runtime::assert_every_call_succeeded(&self.traces);
     }
 
     fn id(&self, name: &str) -> String {
@@ -306,39 +235,8 @@ impl Drop for Podman {
         if out.status != 0 {
             eprintln!("cleanup: podman rm: {}", out.stderr);
         }
-        // `CNI_TRACE_OUT=DIR`: keep what Podman sent (how the fixtures
-        // under tests/fixtures/runtime-traces were made).
-        if let Some(out) = std::env::var_os("CNI_TRACE_OUT") {
-            let out = PathBuf::from(out).join(self.host.name());
-            if let Err(e) = std::fs::create_dir_all(&out).and_then(|_| {
-                for e in std::fs::read_dir(&self.traces)? {
-                    let e = e?;
-                    std::fs::copy(e.path(), out.join(e.file_name()))?;
-                }
-                Ok(())
-            }) {
-                eprintln!("keep traces in {}: {e}", out.display());
-            }
-        }
+        runtime::keep_traces(&self.traces, self.host.name());
     }
-}
-
-/// A root filesystem with a static busybox and its applets as relative links.
-fn build_rootfs(root: &Path) {
-    for sub in ["bin", "etc", "proc", "sys", "dev", "tmp", "www"] {
-        std::fs::create_dir_all(root.join(sub)).expect("rootfs dir");
-    }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("copy busybox");
-    let list = Command::new("/bin/busybox")
-        .arg("--list")
-        .output()
-        .expect("busybox --list");
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
-        }
-    }
-    std::fs::write(root.join("www/index.html"), "hello from podman\n").expect("index");
 }
 
 /// An HTTP GET of `/` on `addr` (ip:port) from the host namespace, by a
@@ -393,12 +291,14 @@ fn bridge_network_two_containers_ping_reach_a_host_port_and_leave_nothing() {
     // Podman asked for a port mapping through the capability, and DEL came.
     let calls = pm.calls();
     assert!(
-        calls.iter().any(|(p, c, _, s)| p == "portmap"
-            && c == "ADD"
-            && s["runtimeConfig"]["portMappings"][0]["hostPort"] == 18080),
+        calls.iter().any(|c| c.plugin == "portmap"
+            && c.command() == "ADD"
+            && c.stdin["runtimeConfig"]["portMappings"][0]["hostPort"] == 18080),
         "{calls:?}"
     );
-    assert!(calls.iter().any(|(p, c, _, _)| p == "bridge" && c == "DEL"));
+    assert!(calls
+        .iter()
+        .any(|c| c.plugin == "bridge" && c.command() == "DEL"));
 }
 
 #[test]
@@ -486,7 +386,7 @@ fn podmans_own_default_network_runs_unchanged() {
     pm.assert_clean("podman", &ids, &[ip1, ip2]);
     pm.assert_every_call_succeeded();
     let plugins: std::collections::BTreeSet<String> =
-        pm.calls().into_iter().map(|(p, _, _, _)| p).collect();
+        pm.calls().into_iter().map(|c| c.plugin).collect();
     for p in ["bridge", "host-local", "portmap", "firewall", "tuning"] {
         assert!(plugins.contains(p), "{p} was never called: {plugins:?}");
     }

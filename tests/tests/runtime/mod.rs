@@ -1,0 +1,178 @@
+//! What the runtime suites (Podman, containerd) share: a busybox root
+//! filesystem, a tracing plugin directory in front of ours, and reading
+//! the traces back.
+
+#![allow(dead_code)] // each runtime suite uses a different subset
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+/// The plugins a runtime suite may call, traced.
+pub const PLUGINS: &[&str] = &[
+    "bridge",
+    "ptp",
+    "host-local",
+    "portmap",
+    "firewall",
+    "tuning",
+    "bandwidth",
+    "loopback",
+];
+
+/// A tool the test cannot run without: a panic naming the Debian package.
+pub fn require(tool: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{tool} is missing: apt-get install {package} (.ci/run does)"
+    );
+}
+
+/// A root filesystem with a static busybox and its applets as relative
+/// links, and `/www/index.html` saying `hello from <who>`.
+pub fn build_rootfs(root: &Path, who: &str) {
+    assert!(
+        Path::new("/bin/busybox").is_file(),
+        "/bin/busybox is missing: apt-get install busybox-static (.ci/run does)"
+    );
+    for sub in ["bin", "etc", "proc", "sys", "dev", "tmp", "www"] {
+        std::fs::create_dir_all(root.join(sub)).expect("rootfs dir");
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("copy busybox");
+    let list = Command::new("/bin/busybox")
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
+        }
+    }
+    std::fs::write(root.join("www/index.html"), format!("hello from {who}\n")).expect("index");
+}
+
+/// Fill `bin` with one wrapper per plugin: it records the `CNI_*`
+/// environment and stdin into `traces`, runs ours from `ours` with the same
+/// stdin, and records the exit code.
+pub fn tracing_plugin_dir(bin: &Path, traces: &Path, ours: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for p in PLUGINS {
+        let body = format!(
+            "n=$(date +%s%N)-$$\n\
+             env | grep -E '^CNI_' | grep -v '^CNI_TRACE_OUT=' | sort > {t}/$n.{p}.env\n\
+             tee {t}/$n.{p}.stdin | {o}/{p}\nrc=$?\necho $rc > {t}/$n.{p}.rc\nexit $rc\n",
+            t = traces.display(),
+            o = ours.display(),
+        );
+        let path = bin.join(p);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}")).expect("wrapper");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+}
+
+/// One recorded plugin call.
+#[derive(Debug, Clone)]
+pub struct Traced {
+    pub plugin: String,
+    pub env: Vec<(String, String)>,
+    pub rc: i32,
+    pub stdin: Value,
+}
+
+impl Traced {
+    pub fn var(&self, k: &str) -> &str {
+        self.env
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+
+    pub fn command(&self) -> &str {
+        self.var("CNI_COMMAND")
+    }
+}
+
+/// Every call recorded in `traces`, in call order.
+pub fn calls(traces: &Path) -> Vec<Traced> {
+    let mut names: Vec<String> = std::fs::read_dir(traces)
+        .expect("traces")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".rc"))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|n| {
+            let stem = n.trim_end_matches(".rc");
+            let plugin = stem.rsplit('.').next().unwrap_or_default().to_string();
+            let read = |ext: &str| {
+                std::fs::read_to_string(traces.join(format!("{stem}.{ext}"))).unwrap_or_default()
+            };
+            let env = read("env")
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Traced {
+                plugin,
+                env,
+                rc: read("rc").trim().parse().unwrap_or(-1),
+                stdin: serde_json::from_str(&read("stdin")).unwrap_or(Value::Null),
+            }
+        })
+        .collect()
+}
+
+/// Every recorded call succeeded (there was at least one).
+pub fn assert_every_call_succeeded(traces: &Path) {
+    let calls = calls(traces);
+    assert!(!calls.is_empty(), "no plugin was called");
+    for c in &calls {
+        assert_eq!(
+            c.rc,
+            0,
+            "{} {} failed; it was given {} with {:?}",
+            c.plugin,
+            c.command(),
+            c.stdin,
+            c.env
+        );
+    }
+}
+
+/// `CNI_TRACE_OUT=DIR`: copy the traces into DIR/<name> (how the fixtures
+/// under tests/fixtures/runtime-traces were made).
+pub fn keep_traces(traces: &Path, name: &str) {
+    let Some(out) = std::env::var_os("CNI_TRACE_OUT") else {
+        return;
+    };
+    let out = Path::new(&out).join(name);
+    let copied = std::fs::create_dir_all(&out).and_then(|_| {
+        for e in std::fs::read_dir(traces)? {
+            let e = e?;
+            std::fs::copy(e.path(), out.join(e.file_name()))?;
+        }
+        Ok(())
+    });
+    if let Err(e) = copied {
+        eprintln!("keep traces in {}: {e}", out.display());
+    }
+}
+
+/// Names of files under `dir` that are IP addresses (host-local
+/// reservations); none when `dir` does not exist.
+pub fn reservations(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
