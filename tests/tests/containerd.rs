@@ -18,13 +18,13 @@
 mod runtime;
 
 use cni_tests::{our_bin_dir, TempDir, TestNetns};
-use runtime::{build_rootfs, require, tracing_plugin_dir};
+use runtime::{require, tracing_plugin_dir};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const IMAGE: &str = "cnitest/busybox:1";
+const IMAGE: &str = "docker.io/cnitest/busybox:1";
 
 struct Containerd {
     host: TestNetns,
@@ -116,7 +116,7 @@ impl Containerd {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        let tar = build_image(&me.path("image"));
+        let tar = runtime::build_image(&me.path("image"), IMAGE, &["sh"]);
         let tar = tar.display().to_string();
         me.ok(&["image", "import", "--all-platforms", &tar]);
         me
@@ -261,93 +261,6 @@ impl Drop for Containerd {
         let sock = format!("{}/containerd.sock", self.dir.path().display());
         let _ = Command::new("pkill").args(["-KILL", "-f", &sock]).status();
         runtime::keep_traces(&self.traces, self.host.name());
-    }
-}
-
-/// An OCI image layout tar of a busybox root, tagged [`IMAGE`], in `dir`.
-fn build_image(dir: &Path) -> PathBuf {
-    use sha2_free::digest;
-    let rootfs = dir.join("rootfs");
-    build_rootfs(&rootfs, "containerd");
-    let blobs = dir.join("layout/blobs/sha256");
-    std::fs::create_dir_all(&blobs).expect("blobs");
-    let layer = dir.join("layer.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .args(["--numeric-owner", "--owner=0", "--group=0", "-cf"])
-        .arg(&layer)
-        .arg(".")
-        .status()
-        .expect("tar");
-    assert!(st.success(), "tar of the rootfs failed");
-    let put = |bytes: &[u8]| -> (String, usize) {
-        let d = digest(bytes);
-        std::fs::write(blobs.join(&d), bytes).expect("blob");
-        (d, bytes.len())
-    };
-    let (l, ls) = put(&std::fs::read(&layer).expect("layer"));
-    let config = json!({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"]},
-        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{l}")]},
-    });
-    let (c, cs) = put(config.to_string().as_bytes());
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": format!("sha256:{c}"), "size": cs},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": format!("sha256:{l}"), "size": ls}],
-    });
-    let (m, ms) = put(manifest.to_string().as_bytes());
-    let index = json!({
-        "schemaVersion": 2,
-        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                       "digest": format!("sha256:{m}"), "size": ms,
-                       "annotations": {"org.opencontainers.image.ref.name": IMAGE}}],
-    });
-    std::fs::write(dir.join("layout/index.json"), index.to_string()).expect("index");
-    std::fs::write(
-        dir.join("layout/oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .expect("oci-layout");
-    let tar = dir.join("image.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(dir.join("layout"))
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .expect("tar");
-    assert!(st.success(), "tar of the image layout failed");
-    tar
-}
-
-/// SHA-256 by `sha256sum` (the test crate has no hashing dependency).
-mod sha2_free {
-    pub fn digest(bytes: &[u8]) -> String {
-        use std::io::Write;
-        let mut child = std::process::Command::new("sha256sum")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("sha256sum");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(bytes)
-            .expect("write");
-        let out = child.wait_with_output().expect("sha256sum");
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .next()
-            .expect("digest")
-            .to_string()
     }
 }
 

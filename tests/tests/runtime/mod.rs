@@ -4,8 +4,8 @@
 
 #![allow(dead_code)] // each runtime suite uses a different subset
 
-use serde_json::Value;
-use std::path::Path;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The plugins a runtime suite may call, traced.
@@ -175,4 +175,93 @@ pub fn reservations(dir: &Path) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// An OCI image layout tar of a busybox root, named `name` (a full
+/// reference like `docker.io/cnitest/busybox:1`, which is what the CRI
+/// looks up) with `cmd` as its command, in `dir`.
+pub fn build_image(dir: &Path, name: &str, cmd: &[&str]) -> PathBuf {
+    use sha2_free::digest;
+    let rootfs = dir.join("rootfs");
+    build_rootfs(&rootfs, "containerd");
+    let blobs = dir.join("layout/blobs/sha256");
+    std::fs::create_dir_all(&blobs).expect("blobs");
+    let layer = dir.join("layer.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .args(["--numeric-owner", "--owner=0", "--group=0", "-cf"])
+        .arg(&layer)
+        .arg(".")
+        .status()
+        .expect("tar");
+    assert!(st.success(), "tar of the rootfs failed");
+    let put = |bytes: &[u8]| -> (String, usize) {
+        let d = digest(bytes);
+        std::fs::write(blobs.join(&d), bytes).expect("blob");
+        (d, bytes.len())
+    };
+    let (l, ls) = put(&std::fs::read(&layer).expect("layer"));
+    let config = json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Env": ["PATH=/bin"], "Cmd": cmd},
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{l}")]},
+    });
+    let (c, cs) = put(config.to_string().as_bytes());
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": format!("sha256:{c}"), "size": cs},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": format!("sha256:{l}"), "size": ls}],
+    });
+    let (m, ms) = put(manifest.to_string().as_bytes());
+    let index = json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "digest": format!("sha256:{m}"), "size": ms,
+                       "annotations": {"org.opencontainers.image.ref.name": name}}],
+    });
+    std::fs::write(dir.join("layout/index.json"), index.to_string()).expect("index");
+    std::fs::write(
+        dir.join("layout/oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .expect("oci-layout");
+    let tar = dir.join("image.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(dir.join("layout"))
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("tar");
+    assert!(st.success(), "tar of the image layout failed");
+    tar
+}
+
+/// SHA-256 by `sha256sum` (the test crate has no hashing dependency).
+pub mod sha2_free {
+    pub fn digest(bytes: &[u8]) -> String {
+        use std::io::Write;
+        let mut child = std::process::Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sha256sum");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(bytes)
+            .expect("write");
+        let out = child.wait_with_output().expect("sha256sum");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .expect("digest")
+            .to_string()
+    }
 }
