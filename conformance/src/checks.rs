@@ -127,6 +127,9 @@ impl<'o> Ctx<'o> {
     /// Run an ADD and arm the DEL that undoes it (with the full environment,
     /// whatever the ADD left out) unless it failed cleanly.
     fn add<'c>(&'c self, label: &str, call: &Call) -> (Ran, Cleanup<'c, 'o>) {
+        if let Some(prepare) = self.opts.prepare_host {
+            prepare(self.host.ns());
+        }
         let ran = self.run(label, call);
         let mut del = call.clone();
         del.command = "DEL".into();

@@ -60,6 +60,11 @@ pub struct Options {
     pub skip: Vec<String>,
     /// How long one plugin invocation may take before it is killed.
     pub timeout: Duration,
+    /// Run on the harness's host namespace before every ADD: makes what
+    /// the config expects to find there (a macvlan's lower device, the
+    /// interface host-device moves). It must tolerate what earlier calls
+    /// left, and it never runs in the machine's own namespace.
+    pub prepare_host: Option<fn(&cni_kernel::Netns)>,
 }
 
 impl Options {
@@ -71,6 +76,7 @@ impl Options {
             ifname: "eth0".into(),
             skip: Vec::new(),
             timeout: Duration::from_secs(30),
+            prepare_host: None,
         }
     }
 

@@ -378,8 +378,8 @@ fn a_failed_add_leaves_host_and_ipam_as_they_were() {
         )
     };
 
-    // The container already has an eth0: found after IPAM ran, which is
-    // released again.
+    // The container already has an eth0: found before IPAM runs, so IPAM
+    // is never called (host-local does not even make its directory).
     let c0 = TestNetns::new("ptp-rb-c0");
     c0.exec(&[
         "ip",
@@ -399,6 +399,7 @@ fn a_failed_add_leaves_host_and_ipam_as_they_were() {
     assert_eq!(env.data.reservations(NET), Vec::<String>::new());
     let after = snapshot(&env);
     assert_eq!(after.0, before.0);
+    assert_eq!(after.1, before.1, "IPAM never ran");
     assert_eq!(after.2, before.2);
     assert_eq!(after.3, before.3);
 
@@ -410,7 +411,12 @@ fn a_failed_add_leaves_host_and_ipam_as_they_were() {
     let c0b = TestNetns::new("ptp-rb-c0b");
     let msg = env.add(&c0b, "c0b", &bad).cni_error().1;
     assert!(msg.contains("192.0.2.0/24"), "{msg}");
-    assert_eq!(snapshot(&env), before);
+    // host-local's first run leaves its lock and last-reserved files.
+    let after = snapshot(&env);
+    assert_eq!(
+        (&after.0, &after.2, &after.3),
+        (&before.0, &before.2, &before.3)
+    );
     assert_eq!(env.data.reservations(NET), Vec::<String>::new());
     assert_eq!(c0b.link_names(), vec!["lo".to_string()]);
 

@@ -294,6 +294,9 @@ impl Plugin for Bridge {
         let mut host = Netlink::open()?;
         let mut cnl = Netlink::open_in(&ns)?;
         let mut undo = Rollback::new();
+        // Before IPAM: a duplicate ADD must fail before it could release
+        // the live attachment's addresses.
+        container::ensure_absent(&mut cnl, &ns, &req.ifname)?;
         // IPAM runs in its own process while we build the port.
         let ipam = IpamAdd::start(req)?;
 

@@ -8,6 +8,7 @@ pub mod error;
 pub mod exec;
 pub mod iptables;
 pub mod link;
+pub mod macvlan;
 pub mod netfilter;
 pub mod netlink;
 // The owner of namespace entry: setns(2) (on a short-lived thread, or
@@ -22,6 +23,11 @@ pub mod route;
 pub mod rule;
 pub mod sysctl;
 pub mod tc;
+// Tap devices are made only by ioctl(2) on /dev/net/tun (the kernel
+// refuses tun/tap creation over rtnetlink): TUNSETIFF, TUNSETOWNER,
+// TUNSETGROUP and TUNSETPERSIST need libc calls.
+#[allow(unsafe_code)]
+pub mod tuntap;
 
 pub use addr::{Addr, Family};
 pub use error::{Error, Kind, Result};

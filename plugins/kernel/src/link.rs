@@ -248,6 +248,16 @@ pub fn bridge_port_message(index: u32, spec: &BridgePortSpec) -> LinkMessage {
     m
 }
 
+/// `RTM_SETLINK` moving link `index` into the namespace of descriptor
+/// `ns_fd` under `name`. The kernel moves first (taking `name` at once
+/// should the link's current name be taken there) and then renames.
+pub fn move_message(index: u32, ns_fd: std::os::fd::RawFd, name: &str) -> LinkMessage {
+    let mut m = link_msg(index);
+    m.attributes.push(LinkAttribute::NetNsFd(ns_fd));
+    m.attributes.push(LinkAttribute::IfName(name.to_string()));
+    m
+}
+
 /// `RTM_SETLINK` changing only the Up flag.
 pub fn set_up_message(index: u32, up: bool) -> LinkMessage {
     let mut m = link_msg(index);
@@ -452,6 +462,15 @@ impl Netlink {
             format!("move link #{index} to {}", ns.path().display())
         })
     }
+
+    /// `ip link set INDEX netns NS name NAME`: move and rename in one
+    /// request, so the link never has to carry its old name in `ns` (where
+    /// that name may be taken) nor a temporary one anywhere.
+    pub fn move_link(&mut self, index: u32, ns: &Netns, name: &str) -> Result<()> {
+        self.set_link(move_message(index, ns.as_raw_fd(), name), &|| {
+            format!("move link #{index} to {} as {name}", ns.path().display())
+        })
+    }
 }
 
 #[cfg(test)]
@@ -510,6 +529,19 @@ mod tests {
             .attributes
             .iter()
             .any(|a| matches!(a, LinkAttribute::Address(_))));
+    }
+
+    #[test]
+    fn move_message_renames_in_the_same_request() {
+        let m = move_message(9, 42, "eth1");
+        assert_eq!(m.header.index, 9);
+        assert_eq!(
+            m.attributes,
+            vec![
+                LinkAttribute::NetNsFd(42),
+                LinkAttribute::IfName("eth1".into())
+            ]
+        );
     }
 
     #[test]

@@ -43,6 +43,18 @@ static ROLES: &[Role] = &[
         plugin: &sbr::Sbr,
     },
     Role {
+        name: "macvlan",
+        plugin: &macvlan::Macvlan,
+    },
+    Role {
+        name: "host-device",
+        plugin: &host_device::HostDevice,
+    },
+    Role {
+        name: "tap",
+        plugin: &tap::Tap,
+    },
+    Role {
         name: "host-local",
         plugin: &host_local::HostLocal,
     },

@@ -146,6 +146,77 @@ pub struct Checked {
 /// `ip_masq` the masquerade rules must be there. The plugin checks its own
 /// specifics on what is returned.
 pub fn check(req: &Request, plugin: &str, ip_masq: Option<Backend>) -> Result<Checked> {
+    let found = find_container_iface(req, plugin)?;
+    let cont = found.link.container;
+    if cont.kind.as_deref() != Some("veth") {
+        return Err(Error::plugin(format!(
+            "container interface {} is not a veth",
+            req.ifname
+        )));
+    }
+    let peer = cont.peer_index.ok_or_else(|| {
+        Error::plugin(format!(
+            "container interface {} has no veth peer",
+            req.ifname
+        ))
+    })?;
+    let mut host = Netlink::open()?;
+    let host_peer = host
+        .link_by_index(peer)
+        .map_err(|e| Error::plugin(format!("host end of {} is missing: {e}", req.ifname)))?;
+    let prev = found.link.prev;
+    if let Some(backend) = ip_masq {
+        let nets: Vec<IpNet> = prev.ips.iter().map(|ip| ip.address).collect();
+        if !ipmasq::check(backend, &nets, &owner(req))? {
+            return Err(Error::plugin(format!(
+                "ipMasq rules for container {} are missing",
+                req.container_id
+            )));
+        }
+    }
+    if let Some(p) = found.ipam {
+        p.wait()?;
+    }
+    Ok(Checked {
+        prev,
+        index: found.link.index,
+        container: cont,
+        host_peer,
+        host,
+    })
+}
+
+/// What CHECK found of an attachment that is one link in the container
+/// (macvlan, tap, host-device).
+pub struct CheckedLink {
+    pub prev: CniResult,
+    /// The container interface's index in `prev.interfaces`.
+    pub index: usize,
+    pub container: Link,
+    pub ns: Netns,
+    /// A socket inside `ns`.
+    pub cnl: Netlink,
+}
+
+/// CHECK of a one-link attachment: `prevResult` is required and must name
+/// `CNI_IFNAME` in this sandbox; IPAM CHECK runs alongside; the interface
+/// must match `prevResult` (MAC, addresses, routes). The plugin checks
+/// its own specifics (kind, mode, ...) on what is returned.
+pub fn check_link(req: &Request, plugin: &str) -> Result<CheckedLink> {
+    let found = find_container_iface(req, plugin)?;
+    if let Some(p) = found.ipam {
+        p.wait()?;
+    }
+    Ok(found.link)
+}
+
+struct Found {
+    link: CheckedLink,
+    /// IPAM CHECK, still running.
+    ipam: Option<cni::delegate::Pending>,
+}
+
+fn find_container_iface(req: &Request, plugin: &str) -> Result<Found> {
     let prev = req
         .net
         .prev_result()?
@@ -167,42 +238,26 @@ pub fn check(req: &Request, plugin: &str, ip_masq: Option<Backend>) -> Result<Ch
             ))
         })?;
     let mut cnl = Netlink::open_in(&ns)?;
-    let cont = container::check_iface(&mut cnl, &req.ifname, &prev, index)?;
-    if cont.kind.as_deref() != Some("veth") {
-        return Err(Error::plugin(format!(
-            "container interface {} is not a veth",
-            req.ifname
-        )));
-    }
-    let peer = cont.peer_index.ok_or_else(|| {
-        Error::plugin(format!(
-            "container interface {} has no veth peer",
-            req.ifname
-        ))
-    })?;
-    let mut host = Netlink::open()?;
-    let host_peer = host
-        .link_by_index(peer)
-        .map_err(|e| Error::plugin(format!("host end of {} is missing: {e}", req.ifname)))?;
-    if let Some(backend) = ip_masq {
-        let nets: Vec<IpNet> = prev.ips.iter().map(|ip| ip.address).collect();
-        if !ipmasq::check(backend, &nets, &owner(req))? {
-            return Err(Error::plugin(format!(
-                "ipMasq rules for container {} are missing",
-                req.container_id
-            )));
-        }
-    }
-    if let Some(p) = ipam {
-        p.wait()?;
-    }
-    Ok(Checked {
-        prev,
-        index,
-        container: cont,
-        host_peer,
-        host,
+    let container = container::check_iface(&mut cnl, &req.ifname, &prev, index)?;
+    Ok(Found {
+        link: CheckedLink {
+            prev,
+            index,
+            container,
+            ns,
+            cnl,
+        },
+        ipam,
     })
+}
+
+/// GC of an attachment with nothing on the host to collect: forwarded to
+/// IPAM, which drops reservations not in `cni.dev/valid-attachments`.
+pub fn gc_ipam(req: &Request) -> Result<()> {
+    match req.net.ipam_type() {
+        Some(_) => ipam_exec(req, Command::Gc),
+        None => Ok(()),
+    }
 }
 
 /// GC of a veth attachment's network: masquerade rules of attachments not
@@ -239,4 +294,64 @@ pub fn status(req: &Request) -> Result<()> {
         Some(_) => ipam_exec(req, Command::Status),
         None => Ok(()),
     }
+}
+
+/// Undo of a link this ADD made inside the container: delete it again
+/// (by index, so a rename since does not matter).
+pub fn undo_link_in(undo: &mut cni::rollback::Rollback, ns: &Netns, index: u32, what: String) {
+    let path = ns.path().to_path_buf();
+    undo.push(what, move || {
+        let Some(ns) = Netns::open_if_present(&path).map_err(|e| e.to_string())? else {
+            return Ok(());
+        };
+        let mut nl = Netlink::open_in(&ns).map_err(|e| e.to_string())?;
+        match nl.del_link(index) {
+            Err(e) if !e.is_not_found() => Err(e.to_string()),
+            _ => Ok(()),
+        }
+    });
+}
+
+/// The rest of an ADD whose one link, `CNI_IFNAME`, is now in the
+/// container (macvlan, tap, host-device): IPAM's addresses and routes on
+/// it (IPAM's release now owned by `undo`), or with no IPAM just set up;
+/// the result names the interface (index 0) with its sandbox. The
+/// config's `dns`, when set, replaces IPAM's.
+pub fn finish_link_add(
+    req: &Request,
+    ns: &Netns,
+    cnl: &mut Netlink,
+    ipam: Option<cni::delegate::IpamAdd>,
+    undo: &mut cni::rollback::Rollback,
+) -> Result<CniResult> {
+    let link = cnl.link_by_name(&req.ifname)?;
+    let mut result = CniResult {
+        interfaces: vec![Interface {
+            name: req.ifname.clone(),
+            mac: link.mac_string(),
+            sandbox: Some(ns.path().display().to_string()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    match ipam {
+        Some(ipam) => {
+            let r = ipam.finish(undo)?;
+            if r.ips.is_empty() {
+                return Err(Error::plugin("IPAM plugin returned missing IP config"));
+            }
+            result.ips = r.ips;
+            result.routes = r.routes;
+            result.dns = r.dns;
+            for ip in &mut result.ips {
+                ip.interface = Some(0);
+            }
+            crate::iface::configure(ns, cnl, &req.ifname, &result)?;
+        }
+        None => cnl.set_up(link.index)?,
+    }
+    if let Some(dns) = req.net.dns_override() {
+        result.dns = dns.clone();
+    }
+    Ok(result)
 }

@@ -52,16 +52,7 @@ fn create_pair(
     spec: &PairSpec,
 ) -> cni::Result<(Link, Link)> {
     let ifname = spec.ifname;
-    match cnl.link_by_name(ifname) {
-        Ok(_) => {
-            return Err(cni::Error::plugin(format!(
-                "container veth name {ifname:?} already exists in {}",
-                ns.path().display()
-            )))
-        }
-        Err(e) if e.is_not_found() => {}
-        Err(e) => return Err(e.into()),
-    }
+    ensure_absent(cnl, ns, ifname)?;
     for _ in 0..NAME_TRIES {
         let name = random::veth_name()?;
         let spec = VethSpec {
@@ -97,6 +88,23 @@ fn create_pair(
     Err(cni::Error::plugin(format!(
         "failed to find a free host veth name in {NAME_TRIES} tries"
     )))
+}
+
+/// ADD's first step, before IPAM runs: `ifname` must not exist in the
+/// container yet. A duplicate ADD (the runtime retrying one that already
+/// succeeded) fails here, so its rollback never releases the addresses of
+/// the live attachment that owns the interface: with an IPAM that answers a
+/// repeated ADD with the same lease (static, dhcp), the rollback's IPAM DEL
+/// would otherwise take them from it.
+pub fn ensure_absent(cnl: &mut Netlink, ns: &Netns, ifname: &str) -> cni::Result<()> {
+    match cnl.link_by_name(ifname) {
+        Ok(_) => Err(cni::Error::plugin(format!(
+            "interface {ifname:?} already exists in {}",
+            ns.path().display()
+        ))),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Remove `ifname` from the namespace at `netns` and return the addresses it
