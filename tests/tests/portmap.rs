@@ -38,6 +38,17 @@ struct Env {
 
 impl Env {
     fn new(tag: &str, n: u8) -> Env {
+        Env::with_nets(
+            tag,
+            n,
+            &format!("10.241.{n}"),
+            &format!("10.240.{}.0/24", 90 + n),
+        )
+    }
+
+    /// `link4`: the first three octets of the host/client link (host .1,
+    /// client .2); `subnet4`: the containers' IPv4 subnet.
+    fn with_nets(tag: &str, n: u8, link4: &str, subnet4: &str) -> Env {
         let env = PluginEnv::new(
             tag,
             &[
@@ -47,8 +58,8 @@ impl Env {
             ],
         );
         let client = TestNetns::new(&format!("{tag}-cl"));
-        let (h4, h6) = (format!("10.241.{n}.1"), format!("fd00:cafe:f{n:x}::1"));
-        let (c4, c6) = (format!("10.241.{n}.2"), format!("fd00:cafe:f{n:x}::2"));
+        let (h4, h6) = (format!("{link4}.1"), format!("fd00:cafe:f{n:x}::1"));
+        let (c4, c6) = (format!("{link4}.2"), format!("fd00:cafe:f{n:x}::2"));
         let host = &env.host;
         host.exec(&[
             "ip",
@@ -84,11 +95,17 @@ impl Env {
             env,
             client,
             net: format!("pmnet{n}"),
-            subnet4: format!("10.240.{}.0/24", 90 + n),
+            subnet4: subnet4.to_string(),
             subnet6: format!("fd00:cafe:e{n:x}::/64"),
             host4: h4,
             host6: h6,
         }
+    }
+
+    /// The client's IPv4 address on the link to the host.
+    fn client_ip4(&self) -> String {
+        let (net, _) = self.host4.rsplit_once('.').expect("an IPv4 address");
+        format!("{net}.2")
     }
 
     fn bridge_conf(&self) -> Value {
@@ -569,4 +586,144 @@ fn conformance() {
             Vec::<String>::new()
         );
     }
+}
+
+/// The UDP conntrack entries of the test host whose original destination
+/// port is `port`, read with our ctnetlink dump, as "src:sport>dst:dport".
+fn udp_flows_to(e: &Env, port: u16) -> Vec<String> {
+    let mut nl = cni_kernel::Netlink::open_netfilter_in(e.env.host.ns()).expect("nfnetlink socket");
+    let mut out = Vec::new();
+    for family in [cni_kernel::Family::V4, cni_kernel::Family::V6] {
+        for f in nl.conntrack_flows(family).expect("dump conntrack") {
+            if f.protocol == cni_kernel::conntrack::IPPROTO_UDP && f.dst_port == Some(port) {
+                out.push(format!(
+                    "{}:{}>{}:{}",
+                    f.src,
+                    f.src_port.unwrap_or(0),
+                    f.dst,
+                    port
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The kernel's own listing of the test host's conntrack table.
+fn proc_conntrack(e: &Env) -> String {
+    e.env
+        .host
+        .exec(&["cat", "/proc/net/nf_conntrack"])
+        .ok()
+        .stdout
+}
+
+/// A UDP flow to hostIP:hostPort that began before the mapping (answered
+/// by a server on the host itself, so conntrack holds an entry to the old
+/// destination) reaches the container with its next packet after ADD:
+/// ADD deleted the stale entry. The client keeps one socket, so every
+/// datagram belongs to the same flow.
+fn clears_stale_udp_conntrack(backend: &str, n: u8) {
+    let e = Env::with_nets(
+        &format!("pm-ct-{}", &backend[..3]),
+        n,
+        &format!("10.250.{n}"),
+        &format!("10.250.{}.0/24", 100 + n),
+    );
+    let ctr = TestNetns::new("pm-ct-c");
+    serve(&ctr, 80, "ctr");
+    let port = 5300 + u16::from(n);
+    // The host's own server on the port about to be mapped.
+    let host_srv = e
+        .env
+        .host
+        .ns()
+        .run(move || UdpSocket::bind(("0.0.0.0", port)).expect("bind host udp"))
+        .expect("enter namespace");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while let Ok((_, from)) = host_srv.recv_from(&mut buf) {
+            let _ = host_srv.send_to(b"host", from);
+        }
+    });
+    let client = e
+        .client
+        .ns()
+        .run(|| UdpSocket::bind("0.0.0.0:0").expect("bind client udp"))
+        .expect("enter namespace");
+    client
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    let to: SocketAddr = format!("{}:{port}", e.host4).parse().unwrap();
+    let ask = || {
+        let mut buf = [0u8; 64];
+        for _ in 0..4 {
+            client.send_to(b"hi", to).ok()?;
+            if let Ok((n, _)) = client.recv_from(&mut buf) {
+                return Some(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+        None
+    };
+
+    // A namespace tracks connections only once a rule needs conntrack (on
+    // a node: earlier mappings, a firewall's `ct state`); this one does.
+    e.env
+        .host
+        .exec(&[
+            "nft",
+            "add table ip ctprobe; \
+             add chain ip ctprobe in { type filter hook prerouting priority 0; }; \
+             add rule ip ctprobe in ct state new counter",
+        ])
+        .ok();
+    let br = e.env.add(&ctr, "c1", &e.bridge_conf()).ok().json();
+    assert_eq!(
+        ask().as_deref(),
+        Some("host"),
+        "{backend}: before the mapping"
+    );
+    let sport = client.local_addr().unwrap().port();
+    let flow = format!("{}:{sport}>{}:{port}", e.client_ip4(), e.host4);
+    assert_eq!(udp_flows_to(&e, port), vec![flow.clone()], "{backend}");
+    assert!(
+        proc_conntrack(&e).contains(&format!("dport={port}")),
+        "{backend}: {}",
+        proc_conntrack(&e)
+    );
+
+    let pm = e.portmap_conf(
+        json!({"backend": backend}),
+        json!([{"hostPort": port, "containerPort": 80, "protocol": "udp"}]),
+        &br,
+    );
+    e.env.add(&ctr, "c1", &pm).ok();
+    // The entry to the host's server is gone ...
+    assert_eq!(udp_flows_to(&e, port), Vec::<String>::new(), "{backend}");
+    // ... so the same flow's next datagram is NATed to the container.
+    assert_eq!(ask().as_deref(), Some("ctr"), "{backend}: after ADD");
+    assert_eq!(
+        client.local_addr().unwrap().port(),
+        sport,
+        "still the same flow"
+    );
+    let c4 = result_ip(&br, false);
+    let after = proc_conntrack(&e);
+    assert!(
+        after
+            .lines()
+            .any(|l| l.contains(&format!("dport={port}")) && l.contains(&format!("src={c4}"))),
+        "{backend}: the flow is tracked to the container now: {after}"
+    );
+    e.del(Some(&ctr), "c1", &pm, &br);
+}
+
+#[test]
+fn nftables_add_clears_stale_udp_conntrack_entries() {
+    clears_stale_udp_conntrack("nftables", 20);
+}
+
+#[test]
+fn iptables_add_clears_stale_udp_conntrack_entries() {
+    clears_stale_udp_conntrack("iptables", 21);
 }

@@ -4,6 +4,7 @@
 //! and sysctls. Errors name the operation and keep the errno as data.
 
 pub mod addr;
+pub mod conntrack;
 pub mod error;
 pub mod exec;
 pub mod iptables;

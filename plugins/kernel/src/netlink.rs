@@ -1,41 +1,58 @@
-//! A small synchronous rtnetlink socket: send one request, collect its
+//! A small synchronous netlink socket: send one request, collect its
 //! answer (an ACK, a reply, or a multi-part dump), with errors that name the
 //! operation. Operations named like `ip` verbs live in `link.rs`, `addr.rs`
 //! and `route.rs`; message building is kept apart from I/O so it can be
-//! unit-tested without a socket.
+//! unit-tested without a socket. The same socket speaks nfnetlink
+//! (`Netlink<NetfilterMessage>`, for conntrack in `conntrack.rs`).
 
 use crate::error::{Error, Result};
 use crate::netns::Netns;
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR,
-    NLM_F_REQUEST,
+    NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,
+    NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
 };
+use netlink_packet_netfilter::NetfilterMessage;
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use netlink_sys::{
+    protocols::{NETLINK_NETFILTER, NETLINK_ROUTE},
+    Socket, SocketAddr,
+};
+use std::fmt::Debug;
+use std::marker::PhantomData;
 
 /// How often a dump the kernel marks as interrupted (`NLM_F_DUMP_INTR`: the
 /// table changed while it was being read) is retried before giving up.
 const DUMP_RETRIES: usize = 10;
 
-/// An rtnetlink socket bound to one network namespace.
-pub struct Netlink {
+/// A netlink socket bound to one network namespace, speaking messages of
+/// type `M`: rtnetlink by default, nfnetlink as `Netlink<NetfilterMessage>`.
+pub struct Netlink<M = RouteNetlinkMessage> {
     socket: Socket,
     seq: u32,
+    messages: PhantomData<M>,
+}
+
+/// A bound, connected socket of netlink `protocol` in the caller's namespace.
+fn open_socket(protocol: isize) -> Result<Socket> {
+    #[allow(clippy::disallowed_methods)] // the owner of netlink sockets
+    let mut socket = Socket::new(protocol).map_err(|e| Error::io("open netlink socket", &e))?;
+    socket
+        .bind_auto()
+        .map_err(|e| Error::io("bind netlink socket", &e))?;
+    socket
+        .connect(&SocketAddr::new(0, 0))
+        .map_err(|e| Error::io("connect netlink socket", &e))?;
+    Ok(socket)
 }
 
 impl Netlink {
     /// A socket in the caller's namespace.
     pub fn open() -> Result<Netlink> {
-        #[allow(clippy::disallowed_methods)] // the owner of netlink sockets
-        let mut socket =
-            Socket::new(NETLINK_ROUTE).map_err(|e| Error::io("open netlink socket", &e))?;
-        socket
-            .bind_auto()
-            .map_err(|e| Error::io("bind netlink socket", &e))?;
-        socket
-            .connect(&SocketAddr::new(0, 0))
-            .map_err(|e| Error::io("connect netlink socket", &e))?;
-        Ok(Netlink { socket, seq: 0 })
+        Ok(Netlink {
+            socket: open_socket(NETLINK_ROUTE)?,
+            seq: 0,
+            messages: PhantomData,
+        })
     }
 
     /// A socket inside `ns`. It stays bound to that namespace for its life,
@@ -44,17 +61,35 @@ impl Netlink {
         ns.run(Netlink::open)?
             .map_err(|e| e.context(format!("in network namespace {}", ns.path().display())))
     }
+}
 
+impl Netlink<NetfilterMessage> {
+    /// An nfnetlink (`NETLINK_NETFILTER`) socket in the caller's namespace,
+    /// for conntrack (`conntrack.rs`).
+    pub fn open_netfilter() -> Result<Netlink<NetfilterMessage>> {
+        Ok(Netlink {
+            socket: open_socket(NETLINK_NETFILTER)?,
+            seq: 0,
+            messages: PhantomData,
+        })
+    }
+
+    /// An nfnetlink socket inside `ns` (see [`Netlink::open_in`]).
+    pub fn open_netfilter_in(ns: &Netns) -> Result<Netlink<NetfilterMessage>> {
+        ns.run(Netlink::open_netfilter)?
+            .map_err(|e| e.context(format!("in network namespace {}", ns.path().display())))
+    }
+}
+
+impl<M> Netlink<M>
+where
+    M: NetlinkSerializable + NetlinkDeserializable + Clone + Debug,
+{
     /// Send `msg` and wait for the answer. `flags` adds to `NLM_F_REQUEST`
     /// (`NLM_F_DUMP` for a dump, `NLM_F_CREATE | NLM_F_EXCL` to create, ...).
     /// Non-dump requests are acknowledged; an error ACK becomes an errno error
     /// described by `what`. Returns the messages the kernel sent back.
-    pub fn request(
-        &mut self,
-        msg: RouteNetlinkMessage,
-        flags: u16,
-        what: &dyn Fn() -> String,
-    ) -> Result<Vec<RouteNetlinkMessage>> {
+    pub fn request(&mut self, msg: M, flags: u16, what: &dyn Fn() -> String) -> Result<Vec<M>> {
         let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
         for _ in 0..DUMP_RETRIES {
             self.seq = self.seq.wrapping_add(1);
@@ -87,7 +122,7 @@ impl Netlink {
         seq: u32,
         dump: bool,
         what: &dyn Fn() -> String,
-    ) -> Result<Option<Vec<RouteNetlinkMessage>>> {
+    ) -> Result<Option<Vec<M>>> {
         let mut out = Vec::new();
         let mut interrupted = false;
         loop {
@@ -97,7 +132,7 @@ impl Netlink {
                 .map_err(|e| Error::io(format!("{}: receive", what()), &e))?;
             let mut offset = 0;
             while offset < data.len() {
-                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[offset..])
+                let msg = NetlinkMessage::<M>::deserialize(&data[offset..])
                     .map_err(|e| Error::protocol(what(), format!("bad netlink message: {e}")))?;
                 let len = msg.header.length as usize;
                 if len == 0 {
@@ -137,11 +172,7 @@ impl Netlink {
     }
 
     /// A request that expects one reply message (e.g. a get by name).
-    pub(crate) fn request_one(
-        &mut self,
-        msg: RouteNetlinkMessage,
-        what: &dyn Fn() -> String,
-    ) -> Result<RouteNetlinkMessage> {
+    pub(crate) fn request_one(&mut self, msg: M, what: &dyn Fn() -> String) -> Result<M> {
         self.request(msg, 0, what)?
             .into_iter()
             .next()

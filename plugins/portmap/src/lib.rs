@@ -5,7 +5,10 @@
 //! first IPv6 of `prevResult` on `CNI_IFNAME`), DNAT from the host port to
 //! the container port for traffic addressed to a local address, and with
 //! `snat` masquerade of hairpin and localhost traffic; `prevResult` passes
-//! through. No mappings: nothing is touched.
+//! through. No mappings: nothing is touched. Then, as the reference does,
+//! conntrack entries of UDP flows to the mapped host ports are deleted, so
+//! a flow that began before the mapping (and was tracked to the old
+//! destination) reaches the container with its next packet.
 //! DEL: the container's rules go from both backends, found by container ID
 //! alone (no namespace or `prevResult` needed). CHECK: the rules are there.
 //! GC: rules of containers this plugin recorded for the network and the
@@ -15,9 +18,10 @@ mod ipt;
 mod nft;
 
 use cni::{CniResult, Error, Plugin, Request, Result};
+use cni_kernel::conntrack::IPPROTO_UDP;
 use cni_kernel::netfilter::{tolerate_missing_other, Backend};
 use cni_kernel::records::Records;
-use cni_kernel::{sysctl, Netlink};
+use cni_kernel::{sysctl, Family, Netlink};
 use ipnet::IpNet;
 use serde::Deserialize;
 use serde_json::Value;
@@ -284,9 +288,13 @@ impl Setup {
         Records::new(&self.data_dir, &self.network)
     }
 
-    fn install(&self, v4: Option<IpNet>, v6: Option<IpNet>) -> Result<()> {
+    /// `replace`: rules of this container may exist already (see
+    /// `nft::install`).
+    fn install(&self, v4: Option<IpNet>, v6: Option<IpNet>, replace: bool) -> Result<()> {
         match self.backend {
-            Backend::Nftables => nft::install(self, v4.map(|n| n.addr()), v6.map(|n| n.addr()))?,
+            Backend::Nftables => {
+                nft::install(self, v4.map(|n| n.addr()), v6.map(|n| n.addr()), replace)?
+            }
             Backend::Iptables => {
                 for net in [v4, v6].into_iter().flatten() {
                     ipt::install(self, net)?;
@@ -322,6 +330,27 @@ impl Setup {
     }
 }
 
+/// Delete the conntrack entries of UDP flows to the host ports of this
+/// family's UDP mappings (in the caller's namespace, over ctnetlink). A UDP
+/// "connection" tracked before the DNAT rule existed keeps its old
+/// destination for as long as packets keep coming (the reference's
+/// "conntrack blackholing"); deleting it lets the next packet be NATed.
+fn clear_stale_udp(s: &Setup, family: Family) -> cni_kernel::Result<usize> {
+    let v6 = family == Family::V6;
+    let mut ports: Vec<u16> = s
+        .mappings
+        .iter()
+        .filter(|m| m.protocol == "udp" && m.applies_to(v6))
+        .map(|m| m.host_port)
+        .collect();
+    if ports.is_empty() {
+        return Ok(0);
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    Netlink::open_netfilter()?.delete_conntrack_to_ports(family, IPPROTO_UDP, &ports)
+}
+
 /// `route_localnet` on the host interface in front of `ip`, so traffic to
 /// 127.0.0.1:hostPort can be DNATed out of it.
 fn enable_route_localnet(ip: IpAddr) -> Result<()> {
@@ -353,6 +382,9 @@ impl Plugin for Portmap {
         }
         let (v4, v6) = container_ips(&prev, &req.ifname);
         let mut undo = cni::rollback::Rollback::new();
+        // A container recorded already (an ADD repeated without DEL) gets
+        // its old rules replaced; one never recorded has none of ours.
+        let replace = s.records().exists(&s.container_id);
         s.records().write(&s.container_id, b"")?;
         let t = s.clone();
         undo.push("remove port-mapping rules and record", move || {
@@ -360,11 +392,24 @@ impl Plugin for Portmap {
                 .and_then(|_| Ok(t.records().remove(&t.container_id)?))
                 .map_err(|e| e.to_string())
         });
-        s.install(v4, v6)?;
+        s.install(v4, v6, replace)?;
         if let (true, Some(net)) = (s.snat, v4) {
             enable_route_localnet(net.addr())?;
         }
         undo.commit();
+        // After the rules are in place, so new packets meet them. As in the
+        // reference, a failure here (ctnetlink unavailable, say) is reported
+        // on stderr but does not fail the ADD: the mapping itself works.
+        for (family, ip) in [(Family::V4, v4), (Family::V6, v6)] {
+            if ip.is_none() {
+                continue;
+            }
+            match clear_stale_udp(&s, family) {
+                Ok(0) => {}
+                Ok(n) => log::debug!("deleted {n} stale UDP conntrack entries ({family:?})"),
+                Err(e) => log::warn!("failed to delete stale UDP conntrack entries: {e}"),
+            }
+        }
         Ok(prev)
     }
 

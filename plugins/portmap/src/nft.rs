@@ -196,10 +196,15 @@ pub fn batch(s: &Setup, ips: &[IpAddr], stale: &[nft::Listed]) -> Batch<'static>
     b
 }
 
-pub fn install(s: &Setup, v4: Option<IpAddr>, v6: Option<IpAddr>) -> Result<()> {
+/// `replace`: the container may already have rules (it was recorded
+/// before this ADD), which the same transaction deletes. Without it the
+/// table is not listed at all: a listing costs time in proportion to every
+/// container's rules, and the transaction itself does not, so an ADD stays
+/// as fast with 200 containers mapped as with one.
+pub fn install(s: &Setup, v4: Option<IpAddr>, v6: Option<IpAddr>, replace: bool) -> Result<()> {
     let ips: Vec<IpAddr> = [v4, v6].into_iter().flatten().collect();
     let mut stale = Vec::new();
-    for ip in &ips {
+    for ip in ips.iter().filter(|_| replace) {
         stale.extend(listed(ip.is_ipv6(), &s.container_id)?);
     }
     nft::apply(batch(s, &ips, &stale), &|| {
