@@ -52,3 +52,4 @@ test:
 bench: links
 	python3 bench/host-local.py --binary $(LINKS)/host-local --no-build
 	python3 bench/bridge.py --ours $(LINKS)
+	python3 bench/portmap.py --ours $(LINKS)
