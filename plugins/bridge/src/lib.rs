@@ -299,6 +299,7 @@ impl Plugin for Bridge {
         container::ensure_absent(&mut cnl, &ns, &req.ifname)?;
         // IPAM runs in its own process while we build the port.
         let ipam = IpamAdd::start(req)?;
+        log::debug!("ADD: IPAM started");
 
         // Host side: the bridge and a port for this container.
         let br = ensure_bridge(&mut host, &conf, &mut undo)?;
@@ -309,6 +310,7 @@ impl Plugin for Bridge {
         };
         let (host_if, cont_if) =
             container::create_veth_pair(&mut host, &ns, &mut cnl, pair, &mut undo)?;
+        log::debug!("ADD: bridge and veth pair ready");
 
         let ifname = req.ifname.clone();
         let enable_dad = conf.enable_dad;
@@ -337,6 +339,7 @@ impl Plugin for Bridge {
             host.wait_oper_up(host_if.index, PORT_UP_TIMEOUT)
                 .map_err(|e| Error::plugin(format!("bridge port in error state: {e}")))?;
         }
+        log::debug!("ADD: port up");
 
         let mut result = CniResult {
             interfaces: vec![Interface {
@@ -352,6 +355,7 @@ impl Plugin for Bridge {
 
         if let Some(ipam) = ipam {
             let ipam = ipam.finish(&mut undo)?;
+            log::debug!("ADD: IPAM result in");
             if ipam.ips.is_empty() {
                 return Err(Error::plugin("IPAM plugin returned missing IP config"));
             }
@@ -368,6 +372,7 @@ impl Plugin for Bridge {
                 add_default_routes(&mut result);
             }
             iface::configure(&ns, &mut cnl, &req.ifname, &result)?;
+            log::debug!("ADD: container interface configured");
 
             if conf.is_gateway {
                 for ip in &result.ips {
@@ -379,6 +384,7 @@ impl Plugin for Bridge {
                 }
             }
             sysctl::enable_forwarding(result.ips.iter().map(|ip| ip.address.addr()))?;
+            log::debug!("ADD: gateway and forwarding set");
             if conf.ip_masq {
                 let nets = result.ips.iter().map(|ip| ip.address).collect();
                 attachment::masquerade(req, conf.backend(), nets, &mut undo)?;
@@ -400,6 +406,7 @@ impl Plugin for Bridge {
             result.dns = dns.clone();
         }
         undo.commit();
+        log::debug!("ADD: done");
         Ok(result)
     }
 

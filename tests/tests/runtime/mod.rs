@@ -55,17 +55,31 @@ pub fn build_rootfs(root: &Path, who: &str) {
 }
 
 /// Fill `bin` with one wrapper per plugin: it records the `CNI_*`
-/// environment and stdin into `traces`, runs ours from `ours` with the same
-/// stdin, and records the exit code.
+/// environment and stdin into `traces`, runs the plugin of that name from
+/// `ours` with the same stdin, and records the exit code. The plugins are
+/// linked (or copied) into `bin/.plugins` first, so the wrappers still find
+/// them where a runtime's view hides `ours` (a private /usr/lib/cni).
 pub fn tracing_plugin_dir(bin: &Path, traces: &Path, ours: &Path) {
     use std::os::unix::fs::PermissionsExt;
+    let real = bin.join(".plugins");
+    std::fs::create_dir_all(&real).expect("plugin copies");
+    for p in PLUGINS {
+        let src = ours.join(p);
+        if !src.is_file() {
+            continue;
+        }
+        if std::fs::hard_link(&src, real.join(p)).is_err() {
+            std::fs::copy(&src, real.join(p))
+                .unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
+        }
+    }
     for p in PLUGINS {
         let body = format!(
             "n=$(date +%s%N)-$$\n\
              env | grep -E '^CNI_' | grep -v '^CNI_TRACE_OUT=' | sort > {t}/$n.{p}.env\n\
              tee {t}/$n.{p}.stdin | {o}/{p}\nrc=$?\necho $rc > {t}/$n.{p}.rc\nexit $rc\n",
             t = traces.display(),
-            o = ours.display(),
+            o = real.display(),
         );
         let path = bin.join(p);
         std::fs::write(&path, format!("#!/bin/sh\n{body}")).expect("wrapper");
