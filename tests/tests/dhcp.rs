@@ -507,3 +507,110 @@ fn our_plugin_gets_its_lease_from_the_reference_daemon() {
         lab.lease(&ip).is_none()
     });
 }
+
+/// DHCP servers started for the conformance harness's own host
+/// namespaces: (server namespace, dnsmasq), stopped after the run.
+static CONFORMANCE_SERVERS: std::sync::Mutex<Vec<(TestNetns, Proc)>> =
+    std::sync::Mutex::new(Vec::new());
+/// Where their files go.
+static CONFORMANCE_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+const CONF_BR: &str = "cnidhcpc";
+
+/// The harness's `prepare_host`: its throwaway host namespace gets the
+/// bridge the config names and, behind a veth on it, a server namespace
+/// running dnsmasq (10.249.128.0/24), once per host namespace.
+fn dhcp_server_on(host: &cni_kernel::Netns) {
+    let ns = format!("--net={}", host.path().display());
+    let sh = |argv: &[&str]| {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(&ns).args(argv);
+        cni_tests::run_with_timeout(cmd, None)
+    };
+    if sh(&["ip", "link", "show", CONF_BR]).status == 0 {
+        return;
+    }
+    ok(
+        sh(&["ip", "link", "add", CONF_BR, "type", "bridge"]),
+        "bridge",
+    );
+    ok(sh(&["ip", "link", "set", CONF_BR, "up"]), "bridge up");
+    let server = TestNetns::new("dhcp-confsrv");
+    ok(
+        sh(&[
+            "ip",
+            "link",
+            "add",
+            "csrv0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            server.name(),
+        ]),
+        "veth",
+    );
+    ok(
+        sh(&["ip", "link", "set", "csrv0", "master", CONF_BR, "up"]),
+        "port",
+    );
+    ok(
+        server.exec(&["ip", "addr", "add", "10.249.128.1/24", "dev", "eth0"]),
+        "server address",
+    );
+    ok(
+        server.exec(&["ip", "link", "set", "eth0", "up"]),
+        "server up",
+    );
+    let dir = CONFORMANCE_DIR
+        .get()
+        .expect("conformance dir")
+        .join(server.name());
+    std::fs::create_dir_all(&dir).expect("server dir");
+    let p = |n: &str| dir.join(n).display().to_string();
+    std::fs::write(dir.join("leases"), "").expect("lease file");
+    std::fs::write(dir.join("dnsmasq.conf"), "").expect("dnsmasq.conf");
+    let mut cmd = Command::new("dnsmasq");
+    cmd.args([
+        "--keep-in-foreground",
+        &format!("--conf-file={}", p("dnsmasq.conf")),
+        "--port=0",
+        "--interface=eth0",
+        "--bind-interfaces",
+        "--dhcp-authoritative",
+        "--dhcp-range=10.249.128.10,10.249.128.250,255.255.255.0,2m",
+        &format!("--dhcp-leasefile={}", p("leases")),
+        &format!("--pid-file={}", p("dnsmasq.pid")),
+        &format!("--log-facility={}", p("dnsmasq.log")),
+        "--user=root",
+    ]);
+    let dnsmasq = Proc::spawn(cmd, &server, "dnsmasq");
+    wait_for("dnsmasq to start", Duration::from_secs(10), || {
+        dir.join("dnsmasq.pid").exists()
+    });
+    CONFORMANCE_SERVERS
+        .lock()
+        .expect("servers")
+        .push((server, dnsmasq));
+}
+
+/// The conformance harness on our bridge with `ipam: dhcp` and our daemon:
+/// every check, the lifecycle under every version included, against a
+/// DHCP server the harness's own host namespace gets before each ADD.
+#[test]
+fn the_conformance_harness_passes_on_a_bridge_with_dhcp() {
+    let lab = Lab::new("dhcp-conf", &our_plugin("dhcp"));
+    let _daemon = lab.our_daemon();
+    CONFORMANCE_DIR.get_or_init(|| lab.dir.path().join("conformance"));
+    let mut opts = cni_conformance::Options::new(lab.env.bin.path().join("bridge"));
+    opts.config = json!({"name": NET, "type": "bridge", "bridge": CONF_BR,
+                         "ipam": {"type": "dhcp", "daemonSocketPath": lab.socket()}})
+    .as_object()
+    .cloned();
+    opts.prepare_host = Some(dhcp_server_on);
+    let report = cni_conformance::run(&opts);
+    CONFORMANCE_SERVERS.lock().expect("servers").clear();
+    println!("{report}");
+    assert!(!report.failed(), "{report}\n{}", lab.logs());
+}
