@@ -303,10 +303,13 @@ impl Plugin for Bridge {
 
         // Host side: the bridge and a port for this container.
         let br = ensure_bridge(&mut host, &conf, &mut undo)?;
+        // The host end is created enslaved to the bridge and up.
         let pair = PairSpec {
             ifname: &req.ifname,
             mtu: conf.mtu,
             mac,
+            master: Some(br.index),
+            host_up: true,
         };
         let (host_if, cont_if) =
             container::create_veth_pair(&mut host, &ns, &mut cnl, pair, &mut undo)?;
@@ -323,7 +326,6 @@ impl Plugin for Bridge {
             sysctl::write(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1")
         })??;
 
-        host.set_master(host_if.index, br.index)?;
         if conf.hairpin_mode || conf.port_isolation {
             host.set_bridge_port(
                 host_if.index,
@@ -333,7 +335,6 @@ impl Plugin for Bridge {
                 },
             )?;
         }
-        host.set_up(host_if.index)?;
         if !conf.disable_container_interface {
             cnl.set_up(cont_if.index)?;
             host.wait_oper_up(host_if.index, PORT_UP_TIMEOUT)

@@ -158,6 +158,10 @@ pub struct VethSpec<'a> {
     pub mac: Option<Vec<u8>>,
     pub peer_mac: Option<Vec<u8>>,
     pub peer_netns: Option<&'a Netns>,
+    /// Enslave `name` to this link (a bridge) in the same request.
+    pub master: Option<u32>,
+    /// Bring `name` up in the same request.
+    pub up: bool,
 }
 
 /// A bridge to create.
@@ -197,6 +201,16 @@ pub fn veth_message(spec: &VethSpec) -> LinkMessage {
     }
     if let Some(mac) = &spec.mac {
         m.attributes.push(LinkAttribute::Address(mac.clone()));
+    }
+    // The kernel brings a new link up (rtnl_configure_link) and then
+    // enslaves it (IFLA_MASTER) inside the one RTM_NEWLINK: two SETLINK
+    // round trips, and two takes of the RTNL lock, saved per ADD.
+    if let Some(master) = spec.master {
+        m.attributes.push(LinkAttribute::Controller(master));
+    }
+    if spec.up {
+        m.header.flags = LinkFlags::Up;
+        m.header.change_mask = LinkFlags::Up;
     }
     m.attributes.push(LinkAttribute::LinkInfo(vec![
         LinkInfo::Kind(InfoKind::Veth),
@@ -492,6 +506,30 @@ mod tests {
         ] {
             assert_eq!(parse_mac(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn veth_message_can_enslave_and_bring_up_the_host_end() {
+        let m = veth_message(&VethSpec {
+            name: "veth1234".into(),
+            peer_name: "eth0".into(),
+            master: Some(7),
+            up: true,
+            ..Default::default()
+        });
+        assert!(m.attributes.contains(&LinkAttribute::Controller(7)));
+        assert_eq!(m.header.flags, LinkFlags::Up);
+        assert_eq!(m.header.change_mask, LinkFlags::Up);
+        let plain = veth_message(&VethSpec {
+            name: "veth1234".into(),
+            peer_name: "eth0".into(),
+            ..Default::default()
+        });
+        assert!(!plain
+            .attributes
+            .iter()
+            .any(|a| matches!(a, LinkAttribute::Controller(_))));
+        assert!(plain.header.change_mask.is_empty());
     }
 
     #[test]

@@ -87,10 +87,13 @@ impl Plugin for Ptp {
         let ipam =
             IpamAdd::start(req)?.ok_or_else(|| Error::config("ipam: ptp needs an IPAM plugin"))?;
 
+        // The host end comes up only after DAD is off on it (below).
         let pair = PairSpec {
             ifname: &req.ifname,
             mtu: conf.mtu,
             mac: None,
+            master: None,
+            host_up: false,
         };
         let (host_if, cont_if) =
             container::create_veth_pair(&mut host, &ns, &mut cnl, pair, &mut undo)?;

@@ -24,6 +24,10 @@ pub struct PairSpec<'a> {
     pub mtu: Option<u32>,
     /// The container end's MAC; the kernel picks one when `None`.
     pub mac: Option<Vec<u8>>,
+    /// Enslave the host end to this link (a bridge) as it is created.
+    pub master: Option<u32>,
+    /// Bring the host end up as it is created.
+    pub host_up: bool,
 }
 
 /// A veth pair: the container end made directly inside `ns`, the host end
@@ -62,6 +66,8 @@ fn create_pair(
             mac: None,
             peer_mac: spec.mac.clone(),
             peer_netns: Some(ns),
+            master: spec.master,
+            up: spec.host_up,
         };
         match host.create_veth(&spec) {
             Ok(()) => {
