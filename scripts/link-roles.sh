@@ -13,7 +13,9 @@ mkdir -p "$DIR"
 for role in $("$BIN" --list | grep -vx cnitool); do
     tmp="$DIR/.$role.$$"
     rm -f "$tmp"
-    if [ "$(realpath "$BIN")" = "$(realpath -m "$DIR/$role")" ]; then
+    # Already this file (the same path, or a hard link to it: mv refuses
+    # to move a link onto another link of the same file).
+    if [ "$BIN" -ef "$DIR/$role" ]; then
         continue
     fi
     ln -f "$BIN" "$tmp" 2>/dev/null || ln -s "$(realpath "$BIN")" "$tmp"

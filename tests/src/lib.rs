@@ -7,6 +7,8 @@
 //! command runs inside a namespace the test made. Names carry the process
 //! id and a counter, so tests run in parallel.
 
+pub mod guest;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
