@@ -100,7 +100,11 @@ impl<'o> Ctx<'o> {
 
     /// A throwaway container namespace.
     fn container(&self) -> ScratchNetns {
-        ScratchNetns::new("conf")
+        let ns = ScratchNetns::new("conf");
+        if let Some(prepare) = self.opts.prepare_container {
+            prepare(ns.ns());
+        }
+        ns
     }
 
     /// Run `call` in the host namespace; a failing run is recorded for

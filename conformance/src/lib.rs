@@ -65,6 +65,10 @@ pub struct Options {
     /// interface host-device moves). It must tolerate what earlier calls
     /// left, and it never runs in the machine's own namespace.
     pub prepare_host: Option<fn(&cni_kernel::Netns)>,
+    /// Run on each new container namespace, before any call uses it:
+    /// makes what a chained plugin expects to find there (the interface
+    /// an earlier plugin would have made). Never the machine's namespace.
+    pub prepare_container: Option<fn(&cni_kernel::Netns)>,
 }
 
 impl Options {
@@ -77,6 +81,7 @@ impl Options {
             skip: Vec::new(),
             timeout: Duration::from_secs(30),
             prepare_host: None,
+            prepare_container: None,
         }
     }
 

@@ -79,6 +79,16 @@ visit() {
     for d in $(tr '\0' '\n' < "${FILE[$m]}" | sed -n 's/^depends=//p' | tr ',' ' '); do
         visit "$d"
     done
+    # `softdep=pre: NAME...`: modules the init function needs loaded first
+    # without linking to them (libcrc32c asks the crypto API for crc32c,
+    # which crc32c_generic provides). NAME may be an alias: try NAME, then
+    # NAME_generic; one that is neither is left to the kernel.
+    for d in $(tr '\0' '\n' < "${FILE[$m]}" | sed -n 's/^softdep=.*pre: *\([^:]*\).*/\1/p' | sed 's/ post$//'); do
+        d=${d//-/_}
+        if [ -n "${FILE[$d]:-}" ]; then visit "$d"
+        elif [ -n "${FILE[${d}_generic]:-}" ]; then visit "${d}_generic"
+        fi
+    done
     ORDER+=("$m")
 }
 for m in $MODULES; do visit "$m"; done

@@ -5,6 +5,7 @@
 
 pub mod addr;
 pub mod conntrack;
+pub mod dummy;
 pub mod error;
 pub mod exec;
 pub mod iptables;
@@ -29,6 +30,7 @@ pub mod tc;
 // TUNSETGROUP and TUNSETPERSIST need libc calls.
 #[allow(unsafe_code)]
 pub mod tuntap;
+pub mod vrf;
 
 pub use addr::{Addr, Family};
 pub use error::{Error, Kind, Result};

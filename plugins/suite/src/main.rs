@@ -55,6 +55,14 @@ static ROLES: &[Role] = &[
         plugin: &tap::Tap,
     },
     Role {
+        name: "dummy",
+        plugin: &dummy::Dummy,
+    },
+    Role {
+        name: "vrf",
+        plugin: &vrf::Vrf,
+    },
+    Role {
         name: "host-local",
         plugin: &host_local::HostLocal,
     },
