@@ -135,6 +135,7 @@ pub fn allocate(cfg: &Config, id: &str, ifname: &str) -> Result<CniResult> {
     // busy node (bench/bridge.py: bridge ADD 3.6 ms without, 6.9 ms with).
     let result = take_all(cfg, &store, &mut idx, id, ifname, &mut taken)
         .and_then(|ips| set_cursors(&store, &taken).map(|()| ips));
+    cni::fault::point("host-local:cursors-written");
     store.unstage();
     match result {
         Ok(ips) => {
@@ -342,6 +343,19 @@ fn holdings(store: &Store, idx: &mut Index, id: &str, ifname: &str) -> Result<Ve
     Ok(Vec::new())
 }
 
+/// [`holdings`] read from the address files alone, without the index.
+fn holdings_in_files(store: &Store, id: &str, ifname: &str) -> Result<Vec<IpAddr>> {
+    let all = store.scan()?;
+    let pick = |legacy: bool| -> Vec<IpAddr> {
+        all.iter()
+            .filter(|(_, o)| o.is(id, ifname, legacy))
+            .map(|(a, _)| *a)
+            .collect()
+    };
+    let full = pick(false);
+    Ok(if full.is_empty() { pick(true) } else { full })
+}
+
 /// DEL: release every address of `(id, ifname)`. Nothing held is success.
 /// `hints` (from `prevResult`) let DEL skip a full scan when someone else
 /// changed the directory since our index was last right.
@@ -372,8 +386,19 @@ pub fn release(cfg: &Config, id: &str, ifname: &str, hints: &[IpAddr]) -> Result
         }
     }
 
-    idx.ensure_fresh()?;
-    let held = holdings(&store, &mut idx, id, ifname)?;
+    let held = match idx
+        .ensure_fresh()
+        .and_then(|()| holdings(&store, &mut idx, id, ifname))
+    {
+        Ok(held) => held,
+        // The index is a cache: one that cannot be rebuilt (a full disk:
+        // its files need space, removing reservations does not) must not
+        // keep DEL from releasing. The files say what is held.
+        Err(e) => {
+            idx.poison(&e);
+            holdings_in_files(&store, id, ifname)?
+        }
+    };
     if held.is_empty() {
         // The index knows nothing of it. A reservation another host-local
         // made within the same clock tick as our last index update does not

@@ -12,12 +12,13 @@
 //! hard-linked into place with link(2), which fails with `EEXIST` if the
 //! name is taken, so two processes can never both hold an address, even
 //! without the lock. A host-local killed at any point leaves at most the
-//! staging file, which the next reservation replaces. Files holding only the
-//! container ID were written by reference versions that predate the
-//! interface name, and still count; empty files (left by a host-local killed
-//! between creating and writing, before this scheme, or by a host crash
-//! before the content reached the disk: nothing is fsynced) hold an address
-//! for an unknown owner, which GC with a list releases.
+//! staging file, which the next run of any verb removes under the lock.
+//! Files holding only the container ID were written by reference versions
+//! that predate the interface name, and still count; empty files (left by
+//! a host-local killed between creating and writing, before this scheme,
+//! or by a host crash before the content reached the disk: nothing is
+//! fsynced) hold an address for an unknown owner, which GC with a list
+//! releases.
 //!
 //! Nothing in the directory is ever followed if it is a symbolic link: the
 //! network directory is opened `O_NOFOLLOW` (a link there is refused), and
@@ -166,6 +167,8 @@ pub(crate) fn write_at(dir: BorrowedFd<'_>, name: &str, data: &[u8]) -> nix::Res
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC,
         0o600,
     )?;
+    // Truncated, not yet written: what a kill mid-write leaves.
+    cni::fault::point("host-local:file-truncated");
     f.write_all(data).map_err(io_errno)
 }
 
@@ -321,6 +324,13 @@ impl Store {
                 }
             }
         };
+        // Under the lock, a staging file can only be what a killed run
+        // left (every run removes its own before it unlocks). It may be
+        // linked as a reservation, so only its name goes; left there, a DEL
+        // would end with a file the ADD it cleans up made.
+        if let Err(e) = unlink_at(fd.as_fd(), STAGING_FILE) {
+            log::warn!("remove {}/{STAGING_FILE}: {e}", dir.display());
+        }
         Ok(Store {
             dir,
             fd,
@@ -376,6 +386,9 @@ impl Store {
                 .map(|_| create())?,
             r => r,
         };
+        if created.is_ok() {
+            cni::fault::point("host-local:staging-created");
+        }
         let written = created.and_then(|mut f| f.write_all(text.as_bytes()).map_err(io_errno));
         if let Err(e) = written {
             if let Err(rm) = unlink_at(self.fd(), STAGING_FILE) {
@@ -410,7 +423,10 @@ impl Store {
             name.as_str(),
             nix::fcntl::AtFlags::empty(),
         ) {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                cni::fault::point("host-local:reserved");
+                Ok(true)
+            }
             Err(Errno::EEXIST) => Ok(false),
             // A file system without hard links: create the file exclusively
             // and write it, as the reference does.
@@ -649,8 +665,18 @@ mod tests {
             !net.join(STAGING_FILE).exists(),
             "dropping the store unstages"
         );
-        // Scans never take it (or anything not named like an address) for a reservation.
+        // One a killed run left goes when the store is next opened (its
+        // reservation stays).
+        fs::write(net.join(STAGING_FILE), "c1\r\neth0").unwrap();
+        fs::remove_file(net.join("10.1.0.2")).unwrap();
+        fs::hard_link(net.join(STAGING_FILE), net.join("10.1.0.2")).unwrap();
         let s = Store::open(&d, "n").unwrap();
+        assert!(
+            !net.join(STAGING_FILE).exists(),
+            "a killed run's staging file is removed"
+        );
+        assert_eq!(fs::read(net.join("10.1.0.2")).unwrap(), b"c1\r\neth0");
+        // Scans never take it (or anything not named like an address) for a reservation.
         fs::write(net.join(STAGING_FILE), "c9\r\neth0").unwrap();
         let mut all: Vec<String> = s
             .scan()

@@ -300,6 +300,7 @@ impl Plugin for Bridge {
         // IPAM runs in its own process while we build the port.
         let ipam = IpamAdd::start(req)?;
         log::debug!("ADD: IPAM started");
+        cni::fault::point("bridge:ipam-started");
 
         // Host side: the bridge and a port for this container.
         let br = ensure_bridge(&mut host, &conf, &mut undo)?;
@@ -314,6 +315,7 @@ impl Plugin for Bridge {
         let (host_if, cont_if) =
             container::create_veth_pair(&mut host, &ns, &mut cnl, pair, &mut undo)?;
         log::debug!("ADD: bridge and veth pair ready");
+        cni::fault::point("bridge:veth-created");
 
         let ifname = req.ifname.clone();
         let enable_dad = conf.enable_dad;
@@ -341,6 +343,7 @@ impl Plugin for Bridge {
                 .map_err(|e| Error::plugin(format!("bridge port in error state: {e}")))?;
         }
         log::debug!("ADD: port up");
+        cni::fault::point("bridge:port-up");
 
         let mut result = CniResult {
             interfaces: vec![Interface {
@@ -357,6 +360,7 @@ impl Plugin for Bridge {
         if let Some(ipam) = ipam {
             let ipam = ipam.finish(&mut undo)?;
             log::debug!("ADD: IPAM result in");
+            cni::fault::point("bridge:ipam-done");
             if ipam.ips.is_empty() {
                 return Err(Error::plugin("IPAM plugin returned missing IP config"));
             }
@@ -374,6 +378,7 @@ impl Plugin for Bridge {
             }
             iface::configure(&ns, &mut cnl, &req.ifname, &result)?;
             log::debug!("ADD: container interface configured");
+            cni::fault::point("bridge:addresses-set");
 
             if conf.is_gateway {
                 for ip in &result.ips {
@@ -386,9 +391,11 @@ impl Plugin for Bridge {
             }
             sysctl::enable_forwarding(result.ips.iter().map(|ip| ip.address.addr()))?;
             log::debug!("ADD: gateway and forwarding set");
+            cni::fault::point("bridge:gateway-set");
             if conf.ip_masq {
                 let nets = result.ips.iter().map(|ip| ip.address).collect();
                 attachment::masquerade(req, conf.backend(), nets, &mut undo)?;
+                cni::fault::point("bridge:masquerade-added");
             }
         }
 
@@ -399,6 +406,7 @@ impl Plugin for Bridge {
             undo.push("remove MAC spoof check", move || {
                 spoofcheck::teardown(&id).map_err(|e| e.to_string())
             });
+            cni::fault::point("bridge:spoofcheck-added");
         }
 
         // The bridge's MAC may have changed with the gateway address.
@@ -406,6 +414,7 @@ impl Plugin for Bridge {
         if let Some(dns) = conf.net.dns_override() {
             result.dns = dns.clone();
         }
+        cni::fault::point("bridge:done");
         undo.commit();
         log::debug!("ADD: done");
         Ok(result)

@@ -11,6 +11,7 @@ pub mod args;
 #[allow(unsafe_code)]
 pub mod delegate;
 pub mod error;
+pub mod fault;
 pub mod ip;
 pub mod ipam;
 pub mod logger;

@@ -206,6 +206,7 @@ pub fn run<P: Plugin + ?Sized>(plugin: &P) -> ! {
         )
     }))
     .unwrap_or(1);
+    crate::fault::report(plugin.name(), &env("CNI_COMMAND").unwrap_or_default());
     #[allow(clippy::disallowed_methods)] // the one place a plugin process ends
     std::process::exit(code);
 }

@@ -86,6 +86,7 @@ impl Plugin for Ptp {
         // IPAM runs in its own process while we build the link.
         let ipam =
             IpamAdd::start(req)?.ok_or_else(|| Error::config("ipam: ptp needs an IPAM plugin"))?;
+        cni::fault::point("ptp:ipam-started");
 
         // The host end comes up only after DAD is off on it (below).
         let pair = PairSpec {
@@ -97,6 +98,7 @@ impl Plugin for Ptp {
         };
         let (host_if, cont_if) =
             container::create_veth_pair(&mut host, &ns, &mut cnl, pair, &mut undo)?;
+        cni::fault::point("ptp:veth-created");
         // A point-to-point link has exactly two ends, both ours: duplicate
         // address detection can find nothing and would only hold IPv6
         // addresses back for a second or more, so switch it off on both.
@@ -107,6 +109,7 @@ impl Plugin for Ptp {
         host.set_up(host_if.index)?;
 
         let ipam = ipam.finish(&mut undo)?;
+        cni::fault::point("ptp:ipam-done");
         if ipam.ips.is_empty() {
             return Err(Error::plugin("IPAM plugin returned missing IP config"));
         }
@@ -149,6 +152,7 @@ impl Plugin for Ptp {
             cnl.ensure_route(&via_gw)?;
         }
 
+        cni::fault::point("ptp:addresses-set");
         // Host side: the gateway addresses on our end, and a route to each
         // container address through it.
         for ip in &result.ips {
@@ -161,13 +165,16 @@ impl Plugin for Ptp {
             host.ensure_route(&route)?;
         }
 
+        cni::fault::point("ptp:host-routes-set");
         if conf.ip_masq {
             let nets = result.ips.iter().map(|ip| ip.address).collect();
             attachment::masquerade(req, conf.backend(), nets, &mut undo)?;
+            cni::fault::point("ptp:masquerade-added");
         }
         if let Some(dns) = conf.net.dns_override() {
             result.dns = dns.clone();
         }
+        cni::fault::point("ptp:done");
         undo.commit();
         Ok(result)
     }

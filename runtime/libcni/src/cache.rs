@@ -277,6 +277,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     // reference's attachment scan (which does not skip dot-files) would
     // then GC forever.
     let tmp_dir = dir.parent().unwrap_or(dir);
+    remove_stale_tmp(tmp_dir, &name);
     let tmp = tmp_dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let written = (|| {
         let mut f = std::fs::OpenOptions::new()
@@ -287,6 +288,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
             .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
+        cni::fault::point("libcni:cache-written");
         std::fs::rename(&tmp, path)
     })();
     if let Err(e) = written {
@@ -304,8 +306,40 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Remove a cache file; one that is already gone is fine.
+/// Remove the temporary files a writer of entry `name` left in `tmp_dir`
+/// when it was killed before its rename: `.<name>.tmp-<pid>` whose process
+/// is gone. Each would otherwise stay for ever (its name carries the dead
+/// writer's pid, so no later write replaces it). A live writer's file is
+/// left alone.
+fn remove_stale_tmp(tmp_dir: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp-");
+    let Ok(entries) = std::fs::read_dir(tmp_dir) else {
+        return;
+    };
+    for e in entries.filter_map(|e| e.ok()) {
+        let file = e.file_name();
+        let Some(pid) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if let Err(rm) = std::fs::remove_file(e.path()) {
+            log::warn!("remove {}: {rm}", e.path().display());
+        }
+    }
+}
+
+/// Remove a cache file, and what a writer of it killed half-way left;
+/// one that is already gone is fine.
 pub fn remove(path: &Path) -> Result<()> {
+    if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
+        remove_stale_tmp(dir.parent().unwrap_or(dir), &name.to_string_lossy());
+    }
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -527,5 +561,29 @@ mod tests {
         remove(&path).unwrap();
         remove(&path).unwrap();
         assert_eq!(read(&path).unwrap(), None);
+    }
+
+    #[test]
+    fn a_killed_writers_temporary_file_goes_with_the_next_write_or_remove() {
+        let d = Dir::new("stale");
+        let a = CachedAttachment::new("net1", CONFIG.as_bytes(), &rt(), None);
+        let path = cache_file(&d.0, "net1", &rt()).unwrap();
+        // pid_max is at most 2^22: this pid is never alive. pid 1 is.
+        let dead = d.0.join(".net1-ctr1-eth0.tmp-99999999");
+        let live = d.0.join(".net1-ctr1-eth0.tmp-1");
+        let other = d.0.join(".net1-ctr2-eth0.tmp-99999999");
+        for p in [&dead, &live, &other] {
+            std::fs::write(p, "{\"half").unwrap();
+        }
+        write(&path, &a.to_bytes()).unwrap();
+        assert!(!dead.exists(), "a dead writer's file goes");
+        assert!(
+            live.exists() && other.exists(),
+            "a live writer's, another entry's stay"
+        );
+        std::fs::write(&dead, "{\"half").unwrap();
+        remove(&path).unwrap();
+        assert!(!dead.exists(), "DEL removes it too");
+        assert!(live.exists() && other.exists());
     }
 }
