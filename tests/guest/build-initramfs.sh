@@ -25,8 +25,10 @@ flock 9
 
 # Modules the guest tests need; their dependencies are computed below.
 # 8021q (vlan), ipvlan, dummy, vrf, veth, bridge, macvlan, tun: the links
-# the tests make. 9p over virtio-pci: the host's root.
-MODULES="8021q ipvlan dummy vrf veth bridge macvlan tun 9p 9pnet_virtio virtio_pci ${GUEST_MODULES:-}"
+# the tests make. nf_tables (libcrc32c needs crc32c_generic loaded first):
+# the bridge GC lists its masquerade rules. 9p
+# over virtio-pci: the host's root.
+MODULES="8021q ipvlan dummy vrf veth bridge macvlan tun crc32c_generic nf_tables 9p 9pnet_virtio virtio_pci ${GUEST_MODULES:-}"
 
 # 1. The kernel package: the version linux-image-amd64 depends on.
 deb=$(ls "$OUT"/deb/linux-image-*-amd64_*.deb 2>/dev/null | head -n1 || true)

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// The test targets run in the guest, in this order, in one boot.
-const SUITES: &[&str] = &["dummy", "vrf"];
+const SUITES: &[&str] = &["dummy", "vrf", "vlan", "ipvlan", "bridge_vlan"];
 
 /// The guest run's whole budget (boot, every suite, power-off) before
 /// `timeout` kills it; QEMU itself has `GUEST_TIMEOUT` (900 s) inside it.

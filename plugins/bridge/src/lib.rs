@@ -6,6 +6,9 @@
 //! interface, give the bridge the gateway address, enable forwarding, add
 //! masquerade and MAC spoof-check rules. Any failure undoes what was done,
 //! down to the bridge when this ADD created it (the reference leaves it).
+//! With `vlan`/`vlanTrunk` the bridge filters VLANs and the host port gets
+//! its access VLAN and trunk; a VLAN's gateway address goes on a port of
+//! its own, `<bridge>.<vlan>` (see `vlan.rs`).
 //! DEL: IPAM release, container link, rules; each step tolerates absence.
 //! CHECK, GC and STATUS as the spec asks, forwarding to IPAM.
 
@@ -21,6 +24,9 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::IpAddr;
 use std::time::Duration;
+use vlan::TrunkEntry;
+
+mod vlan;
 
 pub struct Bridge;
 
@@ -57,10 +63,14 @@ struct Conf {
     hairpin_mode: bool,
     #[serde(default)]
     promisc_mode: bool,
+    /// `0` (or null) is "no access VLAN".
     #[serde(default)]
     vlan: Option<i64>,
+    /// Present (even empty) turns VLAN filtering on, as for the reference.
     #[serde(default)]
-    vlan_trunk: Option<serde_json::Value>,
+    vlan_trunk: Option<Vec<TrunkEntry>>,
+    /// The newest reference's default: false, the bridge's default VLAN is
+    /// removed from a port that has `vlan` or `vlanTrunk`.
     #[serde(default)]
     preserve_default_vlan: Option<bool>,
     #[serde(default, rename = "enabledad")]
@@ -92,26 +102,7 @@ impl Conf {
     }
 
     fn validate(&self) -> Result<()> {
-        // VLAN filtering needs a kernel feature these hosts lack; refuse
-        // rather than silently wire an untagged port.
-        if self.vlan.is_some_and(|v| v != 0) {
-            return Err(Error::unsupported(format!(
-                "vlan: {} is not supported by this build (bridge VLAN filtering is not available)",
-                self.vlan.unwrap_or_default()
-            )));
-        }
-        if let Some(t) = &self.vlan_trunk {
-            if !t.is_null() && t.as_array().is_none_or(|a| !a.is_empty()) {
-                return Err(Error::unsupported(format!(
-                    "vlanTrunk: {t} is not supported by this build (bridge VLAN filtering is not available)"
-                )));
-            }
-        }
-        if self.preserve_default_vlan == Some(true) {
-            return Err(Error::unsupported(
-                "preserveDefaultVlan: true is not supported by this build (bridge VLAN filtering is not available)",
-            ));
-        }
+        self.vlans()?;
         if self.hairpin_mode && self.promisc_mode {
             return Err(Error::config(
                 "cannot set hairpinMode and promiscMode at the same time",
@@ -137,12 +128,26 @@ impl Conf {
     fn backend(&self) -> Backend {
         Backend::parse(self.ip_masq_backend.as_deref()).unwrap_or(Backend::Nftables)
     }
+
+    /// The port's VLAN settings, checked (code 7 naming the key).
+    fn vlans(&self) -> Result<vlan::PortVlans> {
+        vlan::PortVlans::from_conf(
+            self.vlan.unwrap_or(0),
+            self.vlan_trunk.as_deref(),
+            self.preserve_default_vlan.unwrap_or(false),
+        )
+    }
 }
 
 /// Find or create the bridge and bring it up. A bridge this call creates
 /// is removed again if the ADD fails (see [`remove_bridge_if_unused`]); one
 /// that was already there is never touched by the rollback.
-fn ensure_bridge(nl: &mut Netlink, conf: &Conf, undo: &mut Rollback) -> Result<Link> {
+fn ensure_bridge(
+    nl: &mut Netlink,
+    conf: &Conf,
+    vlans: &vlan::PortVlans,
+    undo: &mut Rollback,
+) -> Result<Link> {
     let name = conf.bridge_name();
     let existing = match nl.link_by_name(name) {
         Ok(l) => Some(l),
@@ -161,11 +166,17 @@ fn ensure_bridge(nl: &mut Netlink, conf: &Conf, undo: &mut Rollback) -> Result<L
             let created = match nl.create_bridge(&BridgeSpec {
                 name: name.to_string(),
                 mtu: conf.mtu,
-                vlan_filtering: None,
+                // Set in the creating NEWLINK, as the reference does.
+                vlan_filtering: vlans.filtering.then_some(true),
             }) {
                 Ok(()) => true,
                 // Another ADD may have created it a moment ago.
                 Err(e) if e.is(libc::EEXIST) => false,
+                Err(e) if e.is(libc::EOPNOTSUPP) && vlans.filtering => {
+                    return Err(Error::plugin(format!(
+                        "vlan: this kernel has no bridge VLAN filtering ({e})"
+                    )))
+                }
                 Err(e) => return Err(e.into()),
             };
             let l = nl.link_by_name(name)?;
@@ -188,6 +199,14 @@ fn ensure_bridge(nl: &mut Netlink, conf: &Conf, undo: &mut Rollback) -> Result<L
             l
         }
     };
+    if vlans.needs_filtering() && br.vlan_filtering() != Some(true) {
+        // A bridge made without filtering (by hand, or by a config without
+        // VLANs): the reference leaves it so, and its VLAN settings then
+        // isolate nothing. Turn it on; ports without VLAN settings stay in
+        // the default VLAN and keep talking to each other.
+        log::info!("turning vlan_filtering on for existing bridge {name}");
+        nl.set_vlan_filtering(br.index, true)?;
+    }
     if conf.promisc_mode && !br.is_promisc() {
         nl.set_promisc(br.index, true)?;
     }
@@ -303,7 +322,8 @@ impl Plugin for Bridge {
         cni::fault::point("bridge:ipam-started");
 
         // Host side: the bridge and a port for this container.
-        let br = ensure_bridge(&mut host, &conf, &mut undo)?;
+        let vlans = conf.vlans()?;
+        let br = ensure_bridge(&mut host, &conf, &vlans, &mut undo)?;
         // The host end is created enslaved to the bridge and up.
         let pair = PairSpec {
             ifname: &req.ifname,
@@ -314,6 +334,9 @@ impl Plugin for Bridge {
         };
         let (host_if, cont_if) =
             container::create_veth_pair(&mut host, &ns, &mut cnl, pair, &mut undo)?;
+        // The container end is still down: no frame has crossed the port
+        // in the default VLAN before it gets its own.
+        vlans.configure_port(&mut host, &host_if)?;
         log::debug!("ADD: bridge and veth pair ready");
         cni::fault::point("bridge:veth-created");
 
@@ -381,11 +404,29 @@ impl Plugin for Bridge {
             cni::fault::point("bridge:addresses-set");
 
             if conf.is_gateway {
+                // With an access VLAN the gateway lives on that VLAN's own
+                // port, `<bridge>.<vlan>`, as the reference does: the
+                // bridge itself is in the default VLAN only.
+                let mut gw_link: Option<Link> = None;
                 for ip in &result.ips {
                     if let Some(gw) = ip.gateway {
                         let net = IpNet::new(gw, ip.address.prefix_len())
                             .map_err(|e| Error::plugin(format!("gateway {gw}: {e}")))?;
-                        ensure_bridge_addr(&mut host, &br, net, conf.force_address)?;
+                        let on = match (vlans.access, &gw_link) {
+                            (None, _) => br.clone(),
+                            (Some(_), Some(l)) => l.clone(),
+                            (Some(id), None) => {
+                                let l = vlans
+                                    .ensure_gateway_port(&mut host, &br, id, &host_if, &mut undo)?;
+                                result.interfaces.push(Interface {
+                                    name: l.name.clone(),
+                                    mac: l.mac_string(),
+                                    ..Default::default()
+                                });
+                                gw_link.insert(l).clone()
+                            }
+                        };
+                        ensure_bridge_addr(&mut host, &on, net, conf.force_address)?;
                     }
                 }
             }
@@ -459,6 +500,7 @@ impl Plugin for Bridge {
                 host_if.name
             )));
         }
+        conf.vlans()?.check_port(&mut c.host, &br, host_if)?;
         if conf.macspoofchk
             && !spoofcheck::check(&spoofcheck::ref_id(&req.container_id, &req.ifname))?
         {
@@ -544,18 +586,35 @@ mod tests {
     }
 
     #[test]
-    fn vlan_keys_are_refused_with_code_2() {
-        for bad in [
-            r#""vlan": 100"#,
-            r#""vlanTrunk": [{"id": 5}]"#,
-            r#""preserveDefaultVlan": true"#,
+    fn vlan_keys_are_accepted_and_checked() {
+        let c =
+            conf(r#"{"name":"n","vlan":0,"vlanTrunk":[],"preserveDefaultVlan":false}"#).unwrap();
+        let v = c.vlans().unwrap();
+        assert!(v.filtering, "an empty trunk still asks for filtering");
+        assert!(!v.needs_filtering());
+        let c = conf(r#"{"name":"n","vlan":100,"vlanTrunk":[{"id":5},{"minID":7,"maxID":9}]}"#)
+            .unwrap();
+        let v = c.vlans().unwrap();
+        assert_eq!(v.access, Some(100));
+        assert_eq!(v.trunk, vec![5, 7, 8, 9]);
+        assert!(!v.preserve_default);
+        assert!(
+            !conf(r#"{"name":"n","vlan":null}"#)
+                .unwrap()
+                .vlans()
+                .unwrap()
+                .filtering
+        );
+        for (bad, key) in [
+            (r#""vlan": 4095"#, "vlan:"),
+            (r#""vlan": -1"#, "vlan:"),
+            (r#""vlanTrunk": [{"id": 0}]"#, "vlanTrunk:"),
+            (r#""vlanTrunk": [{"minID": 5}]"#, "vlanTrunk:"),
         ] {
             let e = conf(&format!(r#"{{"name":"n",{bad}}}"#)).unwrap_err();
-            assert_eq!(e.code, 2, "{bad}");
-            let key = bad.split('"').nth(1).unwrap();
-            assert!(e.msg.starts_with(key), "{}", e.msg);
+            assert_eq!(e.code, 7, "{bad}");
+            assert!(e.msg.starts_with(key), "{bad}: {}", e.msg);
         }
-        conf(r#"{"name":"n","vlan":0,"vlanTrunk":[],"preserveDefaultVlan":false}"#).unwrap();
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! and sysctls. Errors name the operation and keep the errno as data.
 
 pub mod addr;
+pub mod bridge_vlan;
 pub mod conntrack;
 pub mod dummy;
 pub mod error;
@@ -30,6 +31,7 @@ pub mod tc;
 // TUNSETGROUP and TUNSETPERSIST need libc calls.
 #[allow(unsafe_code)]
 pub mod tuntap;
+pub mod vlan;
 pub mod vrf;
 
 pub use addr::{Addr, Family};

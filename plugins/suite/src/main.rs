@@ -63,6 +63,14 @@ static ROLES: &[Role] = &[
         plugin: &vrf::Vrf,
     },
     Role {
+        name: "vlan",
+        plugin: &vlan::Vlan,
+    },
+    Role {
+        name: "ipvlan",
+        plugin: &ipvlan::Ipvlan,
+    },
+    Role {
         name: "host-local",
         plugin: &host_local::HostLocal,
     },

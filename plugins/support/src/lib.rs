@@ -10,4 +10,5 @@ pub mod attachment;
 pub mod container;
 pub mod iface;
 pub mod ipmasq;
+pub mod lower;
 pub mod spoofcheck;
