@@ -541,6 +541,14 @@ impl Plugin for Bandwidth {
     }
 }
 
+/// Everything ADD, CHECK and DEL read from the configuration (and
+/// `CNI_ARGS`) before they touch the system, as one function that touches
+/// nothing: the fuzz targets (`fuzz/`) drive it with arbitrary input.
+pub fn load_config(req: &Request) -> Result<()> {
+    Limits::from_config(&req.config)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -113,6 +113,9 @@ impl Conf {
                 "disableContainerInterface cannot be used with ipam: an interface left down cannot use addresses",
             ));
         }
+        if let Some(m) = self.mtu {
+            cni::validate::mtu(m)?;
+        }
         Backend::parse(self.ip_masq_backend.as_deref()).map_err(Error::config)?;
         if let Some(name) = &self.bridge {
             cni::validate::interface_name(name)
@@ -573,6 +576,18 @@ fn add_default_routes(result: &mut CniResult) {
             result.routes.push(Route::new(dst, Some(gw)));
         }
     }
+}
+
+/// Everything ADD, CHECK and DEL read from the configuration (and
+/// `CNI_ARGS`) before they touch the system, as one function that touches
+/// nothing: the fuzz targets (`fuzz/`) drive it with arbitrary input.
+pub fn load_config(req: &Request) -> Result<()> {
+    Conf::load(req)?;
+    Conf::load_for_teardown(req)?;
+    if let Some(m) = req.requested_mac(KNOWN_ARGS)? {
+        parse_mac(&m).ok_or_else(|| Error::config(format!("mac: {m:?}")))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

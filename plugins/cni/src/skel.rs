@@ -264,6 +264,12 @@ pub fn dispatch_in_process<P: Plugin + ?Sized>(
     (code, stdout)
 }
 
+/// The most stdin a plugin reads. Real configs, `prevResult` included, are
+/// a few KiB; every plugin decodes its config several times and hands it
+/// to its IPAM plugin, so a runaway (or hostile) writer is stopped here
+/// rather than multiplied.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
 /// Environment lookup, injectable for tests.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -334,8 +340,15 @@ fn serve<P: Plugin + ?Sized>(
 
     let mut config = Vec::new();
     stdin
+        .take(MAX_CONFIG_BYTES + 1)
         .read_to_end(&mut config)
         .map_err(|e| Error::new(IO_FAILURE, format!("error reading from stdin: {e}")))?;
+    if config.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(Error::config(format!(
+            "the network config on stdin is larger than {} MiB; refusing to read it",
+            MAX_CONFIG_BYTES >> 20
+        )));
+    }
     let net: NetConf = parse_config(&config)?;
     if !net.cni_version.is_empty() {
         reply_version.clone_from(&net.cni_version);
@@ -670,6 +683,34 @@ mod tests {
             serde_json::json!({"cniVersion":"1.0.0","code":11,"msg":"busy","details":"try later"})
         );
         assert!(o.stderr.contains("busy"));
+    }
+
+    #[test]
+    fn oversized_and_deep_input_is_refused() {
+        let pad = " ".repeat(MAX_CONFIG_BYTES as usize);
+        let o = call(&Fake::default(), &add_env("ADD"), &format!("{CONF}{pad}"));
+        assert_eq!(o.json()["code"], 7, "{}", o.stdout);
+        assert!(o.stdout.contains("larger than 16 MiB"), "{}", o.stdout);
+        // Just under the limit is read.
+        let pad = " ".repeat(MAX_CONFIG_BYTES as usize - CONF.len());
+        assert_eq!(
+            call(&Fake::default(), &add_env("ADD"), &format!("{CONF}{pad}")).code,
+            0
+        );
+        // 100,000 levels: skipped without recursion under a key nobody
+        // reads, refused by serde_json's depth limit (128) under one that
+        // is decoded; never a stack overflow.
+        let deep = |key: &str| {
+            format!(
+                r#"{{"cniVersion":"1.0.0","name":"n","type":"fake","{key}":{}{}}}"#,
+                "[".repeat(100_000),
+                "]".repeat(100_000)
+            )
+        };
+        assert_eq!(call(&Fake::default(), &add_env("ADD"), &deep("x")).code, 0);
+        let o = call(&Fake::default(), &add_env("ADD"), &deep("runtimeConfig"));
+        assert_eq!(o.json()["code"], 6, "{}", o.stdout);
+        assert!(o.stdout.contains("recursion limit"), "{}", o.stdout);
     }
 
     #[test]

@@ -44,7 +44,10 @@ pub fn network_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Interface name: 1 to 15 bytes, not `.` or `..`, no `/`, `:` or whitespace (code 4).
+/// Interface name: 1 to 15 bytes, not `.` or `..`, no `/`, `:`, whitespace
+/// or NUL (code 4). The kernel ends a name at a NUL, so `eth0\0x` would
+/// name `eth0` to it and something else to every file keyed by it; only
+/// an in-process caller can pass one (an environment variable cannot).
 pub fn interface_name(name: &str) -> Result<()> {
     let bad = |why: &str| {
         Err(Error::new(INVALID_ENV, format!("interface name {why}")).with_details(name))
@@ -60,9 +63,22 @@ pub fn interface_name(name: &str) -> Result<()> {
     }
     if name
         .chars()
-        .any(|c| c == '/' || c == ':' || c.is_whitespace())
+        .any(|c| c == '/' || c == ':' || c == '\0' || c.is_whitespace())
     {
-        return bad("contains / or : or whitespace characters");
+        return bad("contains / or : or whitespace or NUL characters");
+    }
+    Ok(())
+}
+
+/// The MTUs an Ethernet-like link (veth, bridge) takes: 68 (IPv4's
+/// minimum) to 65535 (the kernel's `ETH_MAX_MTU`). Checked before anything
+/// is created, so the error names the key instead of a bare EINVAL.
+pub fn mtu(m: u32) -> Result<()> {
+    if !(68..=65535).contains(&m) {
+        return Err(Error::new(
+            INVALID_CONFIG,
+            format!("mtu: {m} is out of range (68 to 65535)"),
+        ));
     }
     Ok(())
 }
@@ -70,6 +86,18 @@ pub fn interface_name(name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mtus() {
+        for ok in [68, 1280, 1500, 9000, 65535] {
+            mtu(ok).unwrap();
+        }
+        for bad in [1, 67, 65536, 70000, u32::MAX] {
+            let e = mtu(bad).unwrap_err();
+            assert_eq!(e.code, 7);
+            assert!(e.msg.contains(&bad.to_string()), "{}", e.msg);
+        }
+    }
 
     #[test]
     fn container_ids() {
@@ -111,6 +139,8 @@ mod tests {
             "a b",
             "a\tb",
             "a\u{a0}b",
+            "eth0\0",
+            "\0",
         ] {
             let e = interface_name(bad).unwrap_err();
             assert_eq!(e.code, 4, "{bad:?}");

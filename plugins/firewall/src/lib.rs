@@ -399,6 +399,14 @@ impl Plugin for Firewall {
     }
 }
 
+/// Everything ADD, CHECK and DEL read from the configuration (and
+/// `CNI_ARGS`) before they touch the system, as one function that touches
+/// nothing: the fuzz targets (`fuzz/`) drive it with arbitrary input.
+pub fn load_config(req: &Request) -> Result<()> {
+    Settings::load(req)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,10 +26,31 @@ impl Records {
         self.dir.join(key)
     }
 
+    /// Whether the network's directory exists; an error when it is not a
+    /// directory of its own (a symlink planted there would lead every
+    /// write out of the data directory, so it is refused, never followed).
+    fn dir_exists(&self) -> Result<bool> {
+        match std::fs::symlink_metadata(&self.dir) {
+            Ok(m) if m.is_dir() => Ok(true),
+            Ok(_) => Err(Error::errno(
+                format!(
+                    "{} is not a directory (a symbolic link?); refusing to follow it",
+                    self.dir.display()
+                ),
+                libc::ENOTDIR,
+            )),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(format!("stat {}", self.dir.display()), &e)),
+        }
+    }
+
     /// Write (or replace) the record `key`.
     pub fn write(&self, key: &str, content: &[u8]) -> Result<()> {
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|e| Error::io(format!("create {}", self.dir.display()), &e))?;
+        if !self.dir_exists()? {
+            std::fs::create_dir_all(&self.dir)
+                .map_err(|e| Error::io(format!("create {}", self.dir.display()), &e))?;
+            self.dir_exists()?;
+        }
         let path = self.path(key);
         // A leading dot: never listed as a record.
         let tmp = self.dir.join(format!(".{key}.tmp{}", std::process::id()));
@@ -50,6 +71,9 @@ impl Records {
 
     /// The record `key`; `None` when there is none.
     pub fn read(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        if !self.dir_exists()? {
+            return Ok(None);
+        }
         let path = self.path(key);
         let opened = std::fs::OpenOptions::new()
             .read(true)
@@ -67,11 +91,14 @@ impl Records {
     }
 
     pub fn exists(&self, key: &str) -> bool {
-        self.path(key).symlink_metadata().is_ok()
+        self.dir_exists().unwrap_or(false) && self.path(key).symlink_metadata().is_ok()
     }
 
     /// Remove the record `key`; absent is fine.
     pub fn remove(&self, key: &str) -> Result<()> {
+        if !self.dir_exists()? {
+            return Ok(());
+        }
         let path = self.path(key);
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != ErrorKind::NotFound => {
@@ -83,6 +110,9 @@ impl Records {
 
     /// The keys of every record, sorted (temporary files left out).
     pub fn keys(&self) -> Result<Vec<String>> {
+        if !self.dir_exists()? {
+            return Ok(Vec::new());
+        }
         let rd = match std::fs::read_dir(&self.dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
@@ -122,6 +152,30 @@ mod tests {
         r.remove("c1").unwrap();
         r.remove("c1").unwrap();
         assert_eq!(r.read("c1").unwrap(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_linked_network_directory_is_never_followed() {
+        let dir = std::env::temp_dir().join(format!("records-link-{}", std::process::id()));
+        let outside = dir.join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("c1"), b"theirs").unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("net")).unwrap();
+        let r = Records::new(&dir, "net");
+        let e = r.write("c2", b"ours").unwrap_err();
+        assert!(e.to_string().contains("refusing to follow"), "{e}");
+        assert!(r.read("c1").is_err());
+        assert!(r.remove("c1").is_err());
+        assert!(r.keys().is_err());
+        assert!(!r.exists("c1"));
+        let mut names: Vec<_> = std::fs::read_dir(&outside)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["c1"]);
+        assert_eq!(std::fs::read(outside.join("c1")).unwrap(), b"theirs");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

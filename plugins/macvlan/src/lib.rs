@@ -240,6 +240,18 @@ impl Plugin for Macvlan {
     }
 }
 
+/// Everything ADD, CHECK and DEL read from the configuration (and
+/// `CNI_ARGS`) before they touch the system, as one function that touches
+/// nothing: the fuzz targets (`fuzz/`) drive it with arbitrary input.
+pub fn load_config(req: &Request) -> Result<()> {
+    let c = Conf::load(req)?;
+    c.mode()?;
+    c.mtu();
+    c.master();
+    req.requested_mac(KNOWN_ARGS)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,6 +55,9 @@ impl Conf {
                 "ipam: ptp needs an IPAM plugin (\"ipam\": {\"type\": ...})",
             ));
         }
+        if let Some(m) = self.mtu {
+            cni::validate::mtu(m)?;
+        }
         Backend::parse(self.ip_masq_backend.as_deref()).map_err(Error::config)?;
         Ok(())
     }
@@ -228,6 +231,15 @@ impl Plugin for Ptp {
         Conf::load(req)?;
         attachment::status(req)
     }
+}
+
+/// Everything ADD, CHECK and DEL read from the configuration (and
+/// `CNI_ARGS`) before they touch the system, as one function that touches
+/// nothing: the fuzz targets (`fuzz/`) drive it with arbitrary input.
+pub fn load_config(req: &Request) -> Result<()> {
+    Conf::load(req)?.backend();
+    Conf::load_for_teardown(req)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -633,6 +633,15 @@ impl Plugin for Tuning {
     }
 }
 
+/// Everything ADD, CHECK and DEL read from the configuration (and
+/// `CNI_ARGS`) before they touch the system, as one function that touches
+/// nothing: the fuzz targets (`fuzz/`) drive it with arbitrary input.
+pub fn load_config(req: &Request) -> Result<()> {
+    Settings::load(req, true)?;
+    Settings::load(req, false)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
