@@ -28,7 +28,12 @@ impl ScratchNetns {
     /// Create one named after `tag`. Panics when it cannot (not root):
     /// the harness turns that into a failed check.
     pub fn new(tag: &str) -> ScratchNetns {
-        let name = unique(&format!("cnic-{tag}"));
+        ScratchNetns::with_prefix("cnic", tag)
+    }
+
+    /// Create one named `<prefix>-<tag>-<pid>-<n>`.
+    pub fn with_prefix(prefix: &str, tag: &str) -> ScratchNetns {
+        let name = unique(&format!("{prefix}-{tag}"));
         let path = cni_kernel::netns::create_named(&name)
             .unwrap_or_else(|e| panic!("create namespace {name} (are you root?): {e}"));
         let ns = cni_kernel::Netns::open(&path).expect("open the namespace just made");
@@ -37,6 +42,10 @@ impl ScratchNetns {
         let lo = nl.link_by_name("lo").expect("lo exists");
         nl.set_up(lo.index).expect("set lo up");
         me
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub fn path(&self) -> &Path {

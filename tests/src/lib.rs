@@ -12,64 +12,44 @@ pub mod guest;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long any external command may run before the harness kills it.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A name unique to this process and call: `<tag>-<pid>-<n>`.
-pub fn unique(tag: &str) -> String {
-    format!(
-        "{tag}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
+pub use cni_conformance::ns::unique;
 
 /// A named network namespace (`/run/netns/<name>`) deleted on drop, with
-/// everything in it: links, addresses, routes, bridges.
-pub struct TestNetns {
-    name: String,
-    path: PathBuf,
-    ns: cni_kernel::Netns,
-}
+/// everything in it: links, addresses, routes, bridges. The conformance
+/// harness's throwaway namespace, named `cnit-…`, with the test helpers
+/// below.
+pub struct TestNetns(cni_conformance::ns::ScratchNetns);
 
 impl TestNetns {
     /// Create a namespace named after `tag`, with `lo` up.
     pub fn new(tag: &str) -> TestNetns {
-        let name = unique(&format!("cnit-{tag}"));
-        let path = cni_kernel::netns::create_named(&name)
-            .unwrap_or_else(|e| panic!("create namespace {name} (are you root?): {e}"));
-        let ns = cni_kernel::Netns::open(&path).expect("open the namespace just made");
-        let me = TestNetns { name, path, ns };
-        let mut nl = me.netlink();
-        let lo = nl.link_by_name("lo").expect("lo exists");
-        nl.set_up(lo.index).expect("set lo up");
-        me
+        TestNetns(cni_conformance::ns::ScratchNetns::with_prefix("cnit", tag))
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        self.0.name()
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.0.path()
     }
 
     pub fn path_str(&self) -> String {
-        self.path.display().to_string()
+        self.0.path_str()
     }
 
     pub fn ns(&self) -> &cni_kernel::Netns {
-        &self.ns
+        self.0.ns()
     }
 
     /// A netlink socket inside this namespace.
     pub fn netlink(&self) -> cni_kernel::Netlink {
-        cni_kernel::Netlink::open_in(&self.ns).expect("netlink socket in test namespace")
+        cni_kernel::Netlink::open_in(self.ns()).expect("netlink socket in test namespace")
     }
 
     /// Run a command inside this namespace, with a timeout.
@@ -101,7 +81,7 @@ impl TestNetns {
 
     /// A sysctl's value in this namespace.
     pub fn sysctl(&self, key: &str) -> String {
-        self.ns
+        self.ns()
             .run(|| cni_kernel::sysctl::read(key))
             .expect("thread in namespace")
             .unwrap_or_else(|e| panic!("{e}"))
@@ -109,16 +89,8 @@ impl TestNetns {
 
     /// Spawn `cmd` inside this namespace, feed `stdin`, collect output.
     pub fn run(&self, mut cmd: Command, stdin: Option<&[u8]>) -> Output {
-        self.ns.enter_on_exec(&mut cmd);
+        self.ns().enter_on_exec(&mut cmd);
         run_with_timeout(cmd, stdin)
-    }
-}
-
-impl Drop for TestNetns {
-    fn drop(&mut self) {
-        if let Err(e) = cni_kernel::netns::delete_named(&self.name) {
-            eprintln!("cleanup: {e}");
-        }
     }
 }
 

@@ -13,10 +13,10 @@
 use cni::delegate::IpamAdd;
 use cni::rollback::Rollback;
 use cni::{CniResult, Error, Plugin, Request, Result};
-use cni_kernel::link::{parse_mac, Link};
+use cni_kernel::link::parse_mac;
 use cni_kernel::macvlan::{mode_name, parse_mode, MacvlanSpec};
-use cni_kernel::{random, sysctl, Family, Netlink, Netns};
-use cni_support::{attachment, container};
+use cni_kernel::{sysctl, Netlink, Netns};
+use cni_support::{attachment, container, lower};
 use netlink_packet_route::link::MacVlanMode;
 use serde::Deserialize;
 
@@ -75,36 +75,6 @@ impl Conf {
     }
 }
 
-/// The master: the named link, or the one the first default route goes
-/// out of (IPv4 first), looked up through `nl`.
-fn find_master(nl: &mut Netlink, name: Option<&str>, where_: &str) -> Result<Link> {
-    if let Some(name) = name {
-        return nl
-            .link_by_name(name)
-            .map_err(|e| Error::plugin(format!("failed to lookup master {name:?} {where_}: {e}")));
-    }
-    for family in [Family::V4, Family::V6] {
-        let default = nl.routes(family)?.into_iter().find(|r| {
-            r.dst.prefix_len() == 0 && r.table.is_none_or(|t| t == 254) && r.oif.is_some()
-        });
-        if let Some(oif) = default.and_then(|r| r.oif) {
-            return Ok(nl.link_by_index(oif)?);
-        }
-    }
-    Err(Error::plugin(format!(
-        "no master given and no default route interface found {where_}"
-    )))
-}
-
-/// A temporary name for the new link, free in any namespace but by chance.
-fn temp_name() -> Result<String> {
-    let hex: String = random::bytes(4)?
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok(format!("mv{hex}"))
-}
-
 impl Plugin for Macvlan {
     fn name(&self) -> &str {
         "macvlan"
@@ -133,14 +103,8 @@ impl Plugin for Macvlan {
         } else {
             (&mut host, "in the host namespace")
         };
-        let master_link = find_master(master, conf.master(), where_)?;
-        if let (Some(mtu), Some(max)) = (conf.mtu(), master_link.mtu) {
-            if mtu > max {
-                return Err(Error::config(format!(
-                    "mtu: invalid MTU {mtu}, must be [0, master MTU({max})]"
-                )));
-            }
-        }
+        let master_link = lower::find_master(master, conf.master(), where_)?;
+        lower::check_mtu(conf.mtu(), &master_link)?;
 
         let mut undo = Rollback::new();
         let ipam = IpamAdd::start(req)?;
@@ -148,7 +112,7 @@ impl Plugin for Macvlan {
         // Made inside the container under a name nobody uses, then
         // renamed there: the kernel checks the name where the link is
         // made, and `CNI_IFNAME` may well exist on the host.
-        let tmp = temp_name()?;
+        let tmp = lower::temp_name("mv")?;
         let spec = MacvlanSpec {
             name: tmp.clone(),
             master: master_link.index,
@@ -218,9 +182,9 @@ impl Plugin for Macvlan {
             }
         }
         if conf.link_in_container {
-            find_master(&mut c.cnl, conf.master(), "in the container namespace")?;
+            lower::find_master(&mut c.cnl, conf.master(), "in the container namespace")?;
         } else {
-            find_master(
+            lower::find_master(
                 &mut Netlink::open()?,
                 conf.master(),
                 "in the host namespace",
@@ -292,7 +256,10 @@ mod tests {
 
     #[test]
     fn temp_names_fit_and_differ() {
-        let (a, b) = (temp_name().unwrap(), temp_name().unwrap());
+        let (a, b) = (
+            lower::temp_name("mv").unwrap(),
+            lower::temp_name("mv").unwrap(),
+        );
         assert_ne!(a, b);
         assert_eq!(a.len(), 10);
     }

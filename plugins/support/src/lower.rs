@@ -1,5 +1,5 @@
 //! What the plugins that make a link on a lower device ("master") inside
-//! the container share (vlan, ipvlan): finding the master, a temporary
+//! the container share (macvlan, vlan, ipvlan): finding the master, a temporary
 //! name for the new link, and the MTU check against the master.
 
 use cni::{Error, Result};
