@@ -33,7 +33,7 @@ struct Containerd {
     /// tests running at once must not share one.
     namespace: String,
     dir: TempDir,
-    daemon: Option<Child>,
+    daemon: Option<runtime::Containerd>,
     traces: PathBuf,
 }
 
@@ -46,29 +46,28 @@ impl Containerd {
         let host = TestNetns::new(tag);
         let dir = TempDir::new(tag);
         let d = dir.path();
-        for sub in [
-            "root",
-            "state",
-            "netd",
-            "bin",
-            "empty",
-            "varlibcni",
-            "runcni",
-            "traces",
-            "image",
-            "runcontainerd",
-        ] {
-            std::fs::create_dir_all(d.join(sub)).expect("test directory");
-        }
-        for m in [
-            "/var/lib/cni",
-            "/run/cni",
-            "/etc/cni/net.d",
-            "/usr/lib/cni",
-            "/run/containerd",
-        ] {
-            std::fs::create_dir_all(m).unwrap_or_else(|e| panic!("create {m}: {e}"));
-        }
+        runtime::make_dirs(
+            d,
+            &[
+                "root",
+                "state",
+                "netd",
+                "bin",
+                "empty",
+                "varlibcni",
+                "runcni",
+                "traces",
+                "image",
+                "runcontainerd",
+            ],
+            &[
+                "/var/lib/cni",
+                "/run/cni",
+                "/etc/cni/net.d",
+                "/usr/lib/cni",
+                "/run/containerd",
+            ],
+        );
         let traces = d.join("traces");
         tracing_plugin_dir(&d.join("bin"), &traces, &our_bin_dir());
         std::fs::write(d.join("netd/10-test.conflist"), conflist.to_string()).expect("conflist");
@@ -83,23 +82,12 @@ impl Containerd {
             ),
         )
         .expect("config.toml");
-        let log = std::fs::File::create(d.join("containerd.log")).expect("log");
-        // The daemon, its shims and runc keep state under /run/containerd
-        // whatever the config says: a mount namespace where that is the
-        // test's (ctr calls get the same view, for the stdio FIFOs).
-        let daemon = Command::new("unshare")
-            .args(["-m", "--propagation", "unchanged", "sh", "-c"])
-            .arg(format!(
-                "mount --bind {d}/runcontainerd /run/containerd && \
-                 exec nsenter --net={ns} containerd --config {d}/config.toml",
-                d = d.display(),
-                ns = host.path_str()
-            ))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start containerd");
+        // ctr calls get the same view of /run/containerd, for the stdio FIFOs.
+        let daemon = runtime::Containerd::start(
+            d,
+            &host.path_str(),
+            &[(d.join("runcontainerd"), "/run/containerd")],
+        );
         let me = Containerd {
             namespace: host.name().to_string(),
             host,
@@ -107,14 +95,8 @@ impl Containerd {
             daemon: Some(daemon),
             traces,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while me.ctr(&["version"]).status != 0 {
-            assert!(
-                Instant::now() < deadline,
-                "containerd did not answer: {}",
-                std::fs::read_to_string(me.path("containerd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
+        if let Some(daemon) = &me.daemon {
+            daemon.wait_ready(Duration::from_secs(20), || me.ctr(&["version"]).status == 0);
         }
         let tar = runtime::build_image(&me.path("image"), IMAGE, &["sh"]);
         let tar = tar.display().to_string();
@@ -254,12 +236,7 @@ impl Drop for Containerd {
             self.ctr(&["task", "delete", "-f", c.trim()]);
             self.ctr(&["container", "delete", c.trim()]);
         }
-        if let Some(mut d) = self.daemon.take() {
-            let _ = d.kill();
-            let _ = d.wait();
-        }
-        let sock = format!("{}/containerd.sock", self.dir.path().display());
-        let _ = Command::new("pkill").args(["-KILL", "-f", &sock]).status();
+        self.daemon.take();
         runtime::keep_traces(&self.traces, self.host.name());
     }
 }

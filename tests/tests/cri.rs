@@ -18,7 +18,7 @@ use cni_tests::{our_bin_dir, TempDir, TestNetns};
 use runtime::{require, tracing_plugin_dir};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const PAUSE: &str = "docker.io/cnitest/pause:1";
@@ -73,7 +73,7 @@ fn cri_python() -> PathBuf {
 struct Node {
     host: TestNetns,
     dir: TempDir,
-    daemon: Option<Child>,
+    daemon: Option<runtime::Containerd>,
     traces: PathBuf,
 }
 
@@ -89,23 +89,22 @@ impl Node {
         let host = TestNetns::new(tag);
         let dir = TempDir::new(tag);
         let d = dir.path();
-        for sub in [
-            "root",
-            "state",
-            "netd",
-            "bin",
-            "varlibcni",
-            "runcni",
-            "runcontainerd",
-            "traces",
-            "image",
-            "pause",
-        ] {
-            std::fs::create_dir_all(d.join(sub)).expect("test directory");
-        }
-        for m in ["/var/lib/cni", "/run/cni", "/run/containerd"] {
-            std::fs::create_dir_all(m).unwrap_or_else(|e| panic!("create {m}: {e}"));
-        }
+        runtime::make_dirs(
+            d,
+            &[
+                "root",
+                "state",
+                "netd",
+                "bin",
+                "varlibcni",
+                "runcni",
+                "runcontainerd",
+                "traces",
+                "image",
+                "pause",
+            ],
+            &["/var/lib/cni", "/run/cni", "/run/containerd"],
+        );
         let traces = d.join("traces");
         tracing_plugin_dir(&d.join("bin"), &traces, &our_bin_dir());
         // A Kubernetes node's conflist: the node's pod range, port
@@ -139,35 +138,25 @@ impl Node {
             ),
         )
         .expect("config.toml");
-        let log = std::fs::File::create(d.join("containerd.log")).expect("log");
-        let daemon = Command::new("unshare")
-            .args(["-m", "--propagation", "unchanged", "sh", "-c"])
-            .arg(format!(
-                "mount --bind {d}/runcontainerd /run/containerd && \
-                 mount --bind {d}/varlibcni /var/lib/cni && mount --bind {d}/runcni /run/cni && \
-                 exec nsenter --net={ns} containerd --config {d}/config.toml",
-                d = d.display(),
-                ns = host.path_str()
-            ))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start containerd");
+        let daemon = runtime::Containerd::start(
+            d,
+            &host.path_str(),
+            &[
+                (d.join("runcontainerd"), "/run/containerd"),
+                (d.join("varlibcni"), "/var/lib/cni"),
+                (d.join("runcni"), "/run/cni"),
+            ],
+        );
         let node = Node {
             host,
             dir,
             daemon: Some(daemon),
             traces,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while node.ctr(&["version"]).status != 0 {
-            assert!(
-                Instant::now() < deadline,
-                "containerd did not answer: {}",
-                std::fs::read_to_string(node.path("containerd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
+        if let Some(daemon) = &node.daemon {
+            daemon.wait_ready(Duration::from_secs(30), || {
+                node.ctr(&["version"]).status == 0
+            });
         }
         for (sub, name, cmd) in [
             ("pause", PAUSE, &["sleep", "1000000"][..]),
@@ -259,15 +248,7 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        // Pods a failed test left: stop and remove through the CRI, so DEL runs.
-        let out = self.ctr(&["containers", "ls", "-q"]);
-        let _ = out;
-        if let Some(mut d) = self.daemon.take() {
-            let _ = d.kill();
-            let _ = d.wait();
-        }
-        let sock = format!("{}/containerd.sock", self.dir.path().display());
-        let _ = Command::new("pkill").args(["-KILL", "-f", &sock]).status();
+        self.daemon.take();
         runtime::keep_traces(&self.traces, self.host.name());
     }
 }

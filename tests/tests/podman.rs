@@ -42,22 +42,20 @@ impl Podman {
         let host = TestNetns::new(tag);
         let dir = TempDir::new(tag);
         let d = dir.path();
-        for sub in [
-            "root",
-            "runroot",
-            "tmpdir",
-            "netconf",
-            "varlibcni",
-            "runcni",
-            "bin",
-            "traces",
-        ] {
-            std::fs::create_dir_all(d.join(sub)).expect("test directory");
-        }
-        // Mount points for the private views (empty directories if absent).
-        for m in ["/var/lib/cni", "/run/cni"] {
-            std::fs::create_dir_all(m).unwrap_or_else(|e| panic!("create {m}: {e}"));
-        }
+        runtime::make_dirs(
+            d,
+            &[
+                "root",
+                "runroot",
+                "tmpdir",
+                "netconf",
+                "varlibcni",
+                "runcni",
+                "bin",
+                "traces",
+            ],
+            &["/var/lib/cni", "/run/cni"],
+        );
         build_rootfs(&d.join("rootfs"), "podman");
         let traces = d.join("traces");
         // The tracing plugin directory: each name records env and stdin,

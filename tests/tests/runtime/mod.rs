@@ -279,3 +279,80 @@ pub mod sha2_free {
             .to_string()
     }
 }
+
+/// Make `subs` under `dir`, and the machine-side mount points `points`
+/// (empty directories, created only where absent) that the runtimes' views
+/// bind the test's directories over.
+pub fn make_dirs(dir: &Path, subs: &[&str], points: &[&str]) {
+    for sub in subs {
+        std::fs::create_dir_all(dir.join(sub)).expect("test directory");
+    }
+    for m in points {
+        std::fs::create_dir_all(m).unwrap_or_else(|e| panic!("create {m}: {e}"));
+    }
+}
+
+/// A private containerd: `<dir>/config.toml`, its socket at
+/// `<dir>/containerd.sock`, its log at `<dir>/containerd.log`, started in
+/// `netns` (a namespace path) inside a mount namespace where each
+/// `(from, onto)` of `binds` is bind-mounted (/run/containerd at least: the
+/// daemon, its shims and runc keep state there whatever the config says).
+/// Killed on drop, with its shims.
+pub struct Containerd {
+    child: Option<std::process::Child>,
+    dir: PathBuf,
+}
+
+impl Containerd {
+    pub fn start(dir: &Path, netns: &str, binds: &[(PathBuf, &str)]) -> Containerd {
+        let mut script = String::new();
+        for (from, onto) in binds {
+            script.push_str(&format!("mount --bind {} {onto} && ", from.display()));
+        }
+        script.push_str(&format!(
+            "exec nsenter --net={netns} containerd --config {}/config.toml",
+            dir.display()
+        ));
+        let log = std::fs::File::create(dir.join("containerd.log")).expect("log");
+        let child = Command::new("unshare")
+            .args(["-m", "--propagation", "unchanged", "sh", "-c", &script])
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start containerd");
+        Containerd {
+            child: Some(child),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("containerd.sock")
+    }
+
+    /// Wait until `answers()` (a `ctr version`, say) says it is up.
+    pub fn wait_ready(&self, within: std::time::Duration, answers: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + within;
+        while !answers() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "containerd did not answer: {}",
+                std::fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        if let Some(mut d) = self.child.take() {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+        // Shims outlive their daemon; they carry its socket on their command line.
+        let sock = self.socket().display().to_string();
+        let _ = Command::new("pkill").args(["-KILL", "-f", &sock]).status();
+    }
+}
