@@ -186,17 +186,7 @@ impl Plugin for Ipvlan {
 
     fn check(&self, req: &Request) -> Result<()> {
         let conf = Conf::load(req)?;
-        let mut c = attachment::check_link(req, "ipvlan")?;
-        if c.container.kind.as_deref() != Some("ipvlan") {
-            return Err(Error::plugin(format!(
-                "container interface {} is not an ipvlan (it is a {})",
-                req.ifname,
-                c.container
-                    .kind
-                    .as_deref()
-                    .unwrap_or("device without a kind")
-            )));
-        }
+        let mut c = attachment::check_link_of_kind(req, "ipvlan")?;
         let want = conf.mode()?;
         match c.container.ipvlan_mode() {
             Some(have) if have == want => {}
@@ -211,11 +201,7 @@ impl Plugin for Ipvlan {
         // look up by name: the ipvlan itself is proof of its master, as
         // the kernel removes every ipvlan with its lower device.
         if let Some(m) = conf.master() {
-            if conf.link_in_container {
-                lower::find_master(&mut c.cnl, Some(m), conf.where_())?;
-            } else {
-                lower::find_master(&mut Netlink::open()?, Some(m), conf.where_())?;
-            }
+            lower::check_master(&mut c.cnl, conf.link_in_container, Some(m), conf.where_())?;
         }
         Ok(())
     }

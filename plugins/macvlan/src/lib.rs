@@ -159,17 +159,7 @@ impl Plugin for Macvlan {
 
     fn check(&self, req: &Request) -> Result<()> {
         let conf = Conf::load(req)?;
-        let mut c = attachment::check_link(req, "macvlan")?;
-        if c.container.kind.as_deref() != Some("macvlan") {
-            return Err(Error::plugin(format!(
-                "container interface {} is not a macvlan (it is a {})",
-                req.ifname,
-                c.container
-                    .kind
-                    .as_deref()
-                    .unwrap_or("device without a kind")
-            )));
-        }
+        let mut c = attachment::check_link_of_kind(req, "macvlan")?;
         let want = conf.mode()?;
         match c.container.macvlan_mode() {
             Some(have) if have == want => {}
@@ -181,15 +171,12 @@ impl Plugin for Macvlan {
                 )))
             }
         }
-        if conf.link_in_container {
-            lower::find_master(&mut c.cnl, conf.master(), "in the container namespace")?;
+        let where_ = if conf.link_in_container {
+            "in the container namespace"
         } else {
-            lower::find_master(
-                &mut Netlink::open()?,
-                conf.master(),
-                "in the host namespace",
-            )?;
-        }
+            "in the host namespace"
+        };
+        lower::check_master(&mut c.cnl, conf.link_in_container, conf.master(), where_)?;
         Ok(())
     }
 

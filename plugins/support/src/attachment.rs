@@ -210,6 +210,23 @@ pub fn check_link(req: &Request, plugin: &str) -> Result<CheckedLink> {
     Ok(found.link)
 }
 
+/// [`check_link`] for a plugin whose link kind is its name (`macvlan`,
+/// `ipvlan`, `vlan`): the container interface must also be of that kind.
+pub fn check_link_of_kind(req: &Request, kind: &str) -> Result<CheckedLink> {
+    let c = check_link(req, kind)?;
+    if c.container.kind.as_deref() != Some(kind) {
+        return Err(Error::plugin(format!(
+            "container interface {} is {}, not {kind}",
+            req.ifname,
+            c.container.kind.as_deref().map_or_else(
+                || "a device without a kind".to_string(),
+                |k| format!("of kind {k}")
+            )
+        )));
+    }
+    Ok(c)
+}
+
 struct Found {
     link: CheckedLink,
     /// IPAM CHECK, still running.

@@ -49,6 +49,21 @@ pub fn check_mtu(mtu: Option<u32>, master: &Link) -> Result<()> {
     }
 }
 
+/// CHECK's look for the master `name`: in the container namespace (through
+/// `cnl`) when the link was made there (`linkInContainer`), else in ours.
+pub fn check_master(
+    cnl: &mut Netlink,
+    in_container: bool,
+    name: Option<&str>,
+    where_: &str,
+) -> Result<Link> {
+    if in_container {
+        find_master(cnl, name, where_)
+    } else {
+        find_master(&mut Netlink::open()?, name, where_)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -142,15 +142,8 @@ impl Plugin for Vlan {
 
     fn check(&self, req: &Request) -> Result<()> {
         let conf = Conf::load(req)?;
-        let mut c = attachment::check_link(req, "vlan")?;
+        let mut c = attachment::check_link_of_kind(req, "vlan")?;
         let l = &c.container;
-        if l.kind.as_deref() != Some("vlan") {
-            return Err(Error::plugin(format!(
-                "container interface {} is not a vlan (it is a {})",
-                req.ifname,
-                l.kind.as_deref().unwrap_or("device without a kind")
-            )));
-        }
         if l.vlan_id() != Some(conf.id()) {
             return Err(Error::plugin(format!(
                 "container vlan {} has VLAN ID {}, the config says {}",
@@ -167,11 +160,12 @@ impl Plugin for Vlan {
                 l.mtu.unwrap_or_default()
             )));
         }
-        if conf.link_in_container {
-            lower::find_master(&mut c.cnl, conf.master(), conf.where_())?;
-        } else {
-            lower::find_master(&mut Netlink::open()?, conf.master(), conf.where_())?;
-        }
+        lower::check_master(
+            &mut c.cnl,
+            conf.link_in_container,
+            conf.master(),
+            conf.where_(),
+        )?;
         Ok(())
     }
 
