@@ -594,27 +594,42 @@ pub struct IpamAdd {
     req: Request,
 }
 
+/// IPAM plugins that never look at the container's interface (they hand
+/// out addresses from files or config): these start before the interface
+/// exists, in parallel with building it. Any other (dhcp asks for a lease
+/// through the interface, and so may a third-party IPAM) starts only when
+/// the plugin asks for the result, once the interface is there, as the
+/// reference plugins order it.
+const IPAM_WITHOUT_INTERFACE: &[&str] = &["host-local", "static"];
+
 impl IpamAdd {
-    /// Start the config's IPAM plugin; `None` when the config has no IPAM.
+    /// Start the config's IPAM plugin, at once when it does not need the
+    /// container's interface, else at [`IpamAdd::finish`]; `None` when the
+    /// config has no IPAM.
     pub fn start(req: &Request) -> Result<Option<IpamAdd>> {
-        if req.net.ipam_type().is_none() {
+        let Some(ty) = req.net.ipam_type() else {
             return Ok(None);
-        }
+        };
+        let pending = if IPAM_WITHOUT_INTERFACE.contains(&ty) {
+            Some(ipam_spawn(req, Command::Add)?)
+        } else {
+            None
+        };
         Ok(Some(IpamAdd {
-            pending: Some(ipam_spawn(req, Command::Add)?),
+            pending,
             req: req.clone(),
         }))
     }
 
-    /// Wait for the result; from here on `undo` owns its release. The
-    /// release is registered as soon as the IPAM process has succeeded,
-    /// before its output is parsed: an unparsable result still reserved
-    /// addresses.
+    /// Wait for the result (starting the IPAM plugin now if it was left to
+    /// this point); from here on `undo` owns its release. The release is
+    /// registered as soon as the IPAM process has succeeded, before its
+    /// output is parsed: an unparsable result still reserved addresses.
     pub fn finish(mut self, undo: &mut crate::rollback::Rollback) -> Result<CniResult> {
-        let pending = self
-            .pending
-            .take()
-            .ok_or_else(|| Error::new(PLUGIN_FAILURE, "IPAM result already taken"))?;
+        let pending = match self.pending.take() {
+            Some(p) => p,
+            None => ipam_spawn(&self.req, Command::Add)?,
+        };
         let out = pending.running.wait()?;
         let req = self.req.clone();
         undo.push("release IPAM addresses", move || {
@@ -813,9 +828,17 @@ mod tests {
         let calls = std::fs::read_to_string(t.0.join("calls")).unwrap();
         assert_eq!(calls, "ADD\nDEL\n");
 
-        // Dropped before finish (the ADD failed elsewhere): same.
+        // Dropped before finish (the ADD failed elsewhere): an IPAM that
+        // may need the interface was never started, so there is nothing to
+        // give back and nothing runs.
         std::fs::remove_file(t.0.join("calls")).unwrap();
         drop(IpamAdd::start(&req).unwrap().unwrap());
+        assert!(!t.0.join("calls").exists());
+
+        // One that starts early (host-local) is waited for and released.
+        std::fs::copy(t.0.join("fake-ipam"), t.0.join("host-local")).unwrap();
+        let early = request(&t.0, &CONF.replace("fake-ipam", "host-local"));
+        drop(IpamAdd::start(&early).unwrap().unwrap());
         let calls = std::fs::read_to_string(t.0.join("calls")).unwrap();
         assert_eq!(calls, "ADD\nDEL\n");
     }
