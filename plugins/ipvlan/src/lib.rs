@@ -17,7 +17,7 @@ use cni::delegate::IpamAdd;
 use cni::rollback::Rollback;
 use cni::{CniResult, Error, Interface, Plugin, Request, Result};
 use cni_kernel::vlan::{parse_ipvlan_mode, LowerSpec};
-use cni_kernel::{sysctl, Netlink, Netns};
+use cni_kernel::{Netlink, Netns};
 use cni_support::{attachment, container, iface, lower};
 use netlink_packet_route::link::IpVlanMode;
 use serde::Deserialize;
@@ -143,16 +143,7 @@ impl Plugin for Ipvlan {
             Error::plugin(format!("failed to rename ipvlan to {:?}: {e}", req.ifname))
         })?;
 
-        // Tell the neighbours about a new (or moved) address at once.
-        let ifname = req.ifname.clone();
-        ns.run(move || -> cni_kernel::Result<()> {
-            sysctl::ensure(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1")?;
-            let ndisc = format!("net/ipv6/conf/{ifname}/ndisc_notify");
-            if sysctl::read(&ndisc).is_ok() {
-                sysctl::ensure(&ndisc, "1")?;
-            }
-            Ok(())
-        })??;
+        iface::announce(&ns, &req.ifname)?;
 
         let result = match chained {
             Some(mut r) => {

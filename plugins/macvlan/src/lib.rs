@@ -15,8 +15,8 @@ use cni::rollback::Rollback;
 use cni::{CniResult, Error, Plugin, Request, Result};
 use cni_kernel::link::parse_mac;
 use cni_kernel::macvlan::{mode_name, parse_mode, MacvlanSpec};
-use cni_kernel::{sysctl, Netlink, Netns};
-use cni_support::{attachment, container, lower};
+use cni_kernel::{Netlink, Netns};
+use cni_support::{attachment, container, iface, lower};
 use netlink_packet_route::link::MacVlanMode;
 use serde::Deserialize;
 
@@ -135,16 +135,7 @@ impl Plugin for Macvlan {
             Error::plugin(format!("failed to rename macvlan to {:?}: {e}", req.ifname))
         })?;
 
-        // Tell the neighbours about a new (or moved) address at once.
-        let ifname = req.ifname.clone();
-        ns.run(move || -> cni_kernel::Result<()> {
-            sysctl::ensure(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1")?;
-            let ndisc = format!("net/ipv6/conf/{ifname}/ndisc_notify");
-            if sysctl::read(&ndisc).is_ok() {
-                sysctl::ensure(&ndisc, "1")?;
-            }
-            Ok(())
-        })??;
+        iface::announce(&ns, &req.ifname)?;
 
         let result = attachment::finish_link_add(req, &ns, &mut cnl, ipam, &mut undo)?;
         undo.commit();

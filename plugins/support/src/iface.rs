@@ -76,6 +76,23 @@ pub fn configure(
     Ok(())
 }
 
+/// Make `ifname` in `ns` announce its addresses when it comes up
+/// (`arp_notify`, and `ndisc_notify` where IPv6 is on): a link that
+/// shares a lower device with others (macvlan, ipvlan) tells its
+/// neighbours about a new or moved address at once.
+pub fn announce(ns: &Netns, ifname: &str) -> cni::Result<()> {
+    let ifname = ifname.to_string();
+    ns.run(move || -> Result<(), Error> {
+        sysctl::ensure(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1")?;
+        let ndisc = format!("net/ipv6/conf/{ifname}/ndisc_notify");
+        if sysctl::read(&ndisc).is_ok() {
+            sysctl::ensure(&ndisc, "1")?;
+        }
+        Ok(())
+    })??;
+    Ok(())
+}
+
 /// A result route as the kernel takes it, on link `oif` via `gw`.
 pub fn to_kernel_route(r: &cni::Route, gw: Option<IpAddr>, oif: u32) -> Route {
     let mut route = Route::new(r.dst).dev(oif);
