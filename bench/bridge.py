@@ -27,7 +27,6 @@ executable): `make links` makes target/<triple>/release/cni-bin.
 """
 
 import argparse
-import ctypes
 import json
 import os
 import shutil
@@ -37,29 +36,7 @@ import sys
 import tempfile
 import time
 
-CLONE_NEWNET = 0x40000000
-libc = ctypes.CDLL("libc.so.6", use_errno=True)
-
-
-def setns(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {path}")
-    finally:
-        os.close(fd)
-
-
-def run_timed(argv, env, stdin):
-    """Run a command to the end; return (seconds, stdout)."""
-    start = time.perf_counter()
-    p = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
-    out, err = p.communicate(stdin)
-    elapsed = time.perf_counter() - start
-    if p.returncode != 0:
-        raise RuntimeError(f"{argv} failed: {out.decode()} {err.decode()}")
-    return elapsed, out
+from benchlib import ip, run_timed, setns
 
 
 def peak_rss_kib(argv, env, stdin):
@@ -90,10 +67,6 @@ def du_bytes(path):
     """Disk use of a directory, each file (inode) counted once, as du does."""
     out = subprocess.run(["du", "-s", "-B1", path], capture_output=True, text=True, check=True)
     return int(out.stdout.split()[0])
-
-
-def ip(*args, stdin=None):
-    subprocess.run(["ip", *args], check=True, input=stdin, text=True)
 
 
 def main():

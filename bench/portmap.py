@@ -26,7 +26,6 @@ executable): `make links` makes target/<triple>/release/cni-bin.
 """
 
 import argparse
-import ctypes
 import json
 import os
 import re
@@ -37,35 +36,10 @@ import sys
 import tempfile
 import time
 
-CLONE_NEWNET = 0x40000000
-libc = ctypes.CDLL("libc.so.6", use_errno=True)
+from benchlib import ip, setns
+from benchlib import run_timed as run
 SCALES = (1, 50, 200)
 CNI_VERSION = "1.0.0"
-
-
-def setns(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {path}")
-    finally:
-        os.close(fd)
-
-
-def run(argv, env, stdin):
-    """Run a command to the end; return (seconds, stdout)."""
-    start = time.perf_counter()
-    p = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
-    out, err = p.communicate(stdin)
-    elapsed = time.perf_counter() - start
-    if p.returncode != 0:
-        raise RuntimeError(f"{argv} {env.get('CNI_COMMAND')} failed: {out.decode()} {err.decode()}")
-    return elapsed, out
-
-
-def ip(*args):
-    subprocess.run(["ip", *args], check=True)
 
 
 def reference_has_nftables(binary):

@@ -25,7 +25,6 @@ usage: sudo python3 bench/soak.py [--cycles 2000] [--bin target/debug/cni-bin]
 """
 
 import argparse
-import ctypes
 import json
 import os
 import shutil
@@ -35,17 +34,7 @@ import sys
 import tempfile
 import time
 
-CLONE_NEWNET = 0x40000000
-libc = ctypes.CDLL("libc.so.6", use_errno=True)
-
-
-def setns(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {path}")
-    finally:
-        os.close(fd)
+from benchlib import setns
 
 
 def sh(*argv, check=True):
