@@ -727,3 +727,105 @@ fn nftables_add_clears_stale_udp_conntrack_entries() {
 fn iptables_add_clears_stale_udp_conntrack_entries() {
     clears_stale_udp_conntrack("iptables", 21);
 }
+
+/// A portmap call at debug level; whether one of its first iptables
+/// batches (those that assert instead of listing) was refused and the
+/// listing decided.
+fn logged(e: &Env, verb: &str, ctr: &TestNetns, id: &str, pm: &Value) -> bool {
+    let mut cmd = e
+        .env
+        .call("portmap", verb, pm)
+        .container(id)
+        .netns(&ctr.path_str())
+        .command();
+    cmd.env("CNI_LOG_LEVEL", "debug");
+    let out = e.env.host.run(cmd, Some(pm.to_string().as_bytes())).ok();
+    out.stderr.contains("optimistic batch refused")
+}
+
+/// iptables ADD without listing the table: after the first container, an
+/// ADD is one batch that asserts the shared rules (`-C`) and creates the
+/// container's chain (`-N`). When an assertion fails (a hook removed, an
+/// ADD repeated without DEL) that batch changes nothing and the listing
+/// path does the work: the hook is back once, the container's rules are
+/// there once, and the mappings carry traffic. DEL with the mappings
+/// deletes exactly those rules without listing either.
+#[test]
+fn iptables_add_asserts_instead_of_listing_and_falls_back_whole() {
+    let e = Env::new("pm-opt", 30);
+    let tags: [&'static str; 3] = ["c0", "c1", "c2"];
+    let ctrs: Vec<TestNetns> = tags.iter().map(|_| TestNetns::new("pm-opt-c")).collect();
+    let mut attached = Vec::new();
+    let jumps_to = |nat: &str, id: &str| {
+        let dn = format!(
+            "CNI-DN-{}",
+            cni_kernel::nft::hash_hex(&format!("{}{id}", e.net), 21)
+        );
+        let entries = nat
+            .lines()
+            .filter(|l| l.starts_with("-A CNI-HOSTPORT-DNAT") && l.ends_with(&format!("-j {dn}")))
+            .count();
+        let own = nat
+            .lines()
+            .filter(|l| l.starts_with(&format!("-A {dn} ")))
+            .count();
+        (entries, own)
+    };
+    let hook = "-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT";
+    for (i, (ctr, tag)) in ctrs.iter().zip(tags).enumerate() {
+        serve(ctr, 80, tag);
+        let br = e.env.add(ctr, tag, &e.bridge_conf()).ok().json();
+        let maps = json!([{"hostPort": 9000 + i, "containerPort": 80, "protocol": "tcp"}]);
+        let pm = e.portmap_conf(json!({"backend": "iptables"}), maps, &br);
+        if i == 2 {
+            // Someone removed a hook: the assertion fails, the listing repairs.
+            e.env
+                .host
+                .exec(&[
+                    "iptables",
+                    "-t",
+                    "nat",
+                    "-D",
+                    "PREROUTING",
+                    "-m",
+                    "addrtype",
+                    "--dst-type",
+                    "LOCAL",
+                    "-j",
+                    "CNI-HOSTPORT-DNAT",
+                ])
+                .ok();
+        }
+        let refused = logged(&e, "ADD", ctr, tag, &pm);
+        assert_eq!(
+            refused,
+            i != 1,
+            "{tag}: the listing-free batch applies exactly when the shared rules are there"
+        );
+        let nat = e.nat(false);
+        assert_eq!(nat.lines().filter(|l| *l == hook).count(), 1, "{nat}");
+        // One entry rule (one protocol); a hairpin mark, a localhost mark, a DNAT.
+        assert_eq!(jumps_to(&nat, tag), (1, 3), "{tag}: {nat}");
+        attached.push((br, pm));
+    }
+    // An ADD repeated without DEL: `-N` refuses, the listing rewrites.
+    assert!(logged(&e, "ADD", &ctrs[1], "c1", &attached[1].1));
+    let nat = e.nat(false);
+    assert_eq!(jumps_to(&nat, "c1"), (1, 3), "c1 again: {nat}");
+    for (i, tag) in tags.iter().enumerate() {
+        let to = format!("{}:{}", e.host4, 9000 + i);
+        assert_eq!(tcp_get(&e.client, &to).as_deref(), Some(*tag), "{to}");
+    }
+    // DEL with the mappings deletes exactly the rules ADD wrote, in both
+    // families, without listing; the bridge DEL follows.
+    for ((br, pm), (ctr, tag)) in attached.iter().zip(ctrs.iter().zip(tags)) {
+        assert!(!logged(&e, "DEL", ctr, tag, pm), "{tag}: DEL listed");
+        for v6 in [false, true] {
+            let nat = e.nat(v6);
+            assert_eq!(jumps_to(&nat, tag), (0, 0), "{tag} after DEL: {nat}");
+        }
+        e.del(Some(ctr), tag, pm, br);
+    }
+    assert!(!e.nat(false).contains("CNI-DN-"), "{}", e.nat(false));
+    assert!(!e.nat(true).contains("CNI-DN-"), "{}", e.nat(true));
+}

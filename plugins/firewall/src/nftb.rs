@@ -303,7 +303,7 @@ pub fn check(ips: &[IpAddr], o: &Owner) -> Result<Option<String>> {
 
 /// A cheap call proving nft runs (STATUS).
 pub fn probe() -> Result<()> {
-    nft::table_exists(F, TABLE).map(|_| ())
+    nft::probe(F)
 }
 
 #[cfg(test)]

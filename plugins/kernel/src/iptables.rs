@@ -244,6 +244,37 @@ pub fn edit(
     plan: &dyn Fn(&Saved) -> Vec<String>,
 ) -> Result<()> {
     let _lock = Lock::take()?;
+    edit_locked(v6, table, what, plan)
+}
+
+/// As [`edit`], but first tries `optimistic`: a batch that needs no listing
+/// because it asserts what it relies on (`-C` of each shared rule, `-N` of
+/// a chain that must not exist yet), so it applies whole or fails changing
+/// nothing. Only when it fails, whatever the reason, is the table listed
+/// and `plan` applied. Listing the table is what grows with the number of
+/// rules (every container's); the optimistic batch does not.
+pub fn edit_optimistic(
+    v6: bool,
+    table: &str,
+    what: &dyn Fn() -> String,
+    optimistic: &[String],
+    plan: &dyn Fn(&Saved) -> Vec<String>,
+) -> Result<()> {
+    let _lock = Lock::take()?;
+    match restore(v6, table, optimistic, what) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.is_no_tool() => return Err(e),
+        Err(e) => log::debug!("optimistic batch refused, listing the table: {e}"),
+    }
+    edit_locked(v6, table, what, plan)
+}
+
+fn edit_locked(
+    v6: bool,
+    table: &str,
+    what: &dyn Fn() -> String,
+    plan: &dyn Fn(&Saved) -> Vec<String>,
+) -> Result<()> {
     let mut last = None;
     for _ in 0..5 {
         let saved = save(v6, table)?;

@@ -12,7 +12,9 @@
 //!   thing in POSTROUTING.
 //!
 //! All of one family's changes are one `iptables-restore` batch; rules are
-//! removed by the spec the listing shows.
+//! removed by the spec the listing shows. An ADD first tries a batch that
+//! asserts the shared rules instead of listing the table, so its time does
+//! not grow with the number of containers mapped.
 
 use crate::Setup;
 use cni_kernel::iptables::{self, line, strings, Saved};
@@ -136,63 +138,82 @@ fn declare(saved: &Saved, chain: &str, lines: &mut Vec<String>) {
     }
 }
 
+/// The shared rules, as written and as asserted.
+fn setmark_rule(mark: &str) -> Vec<String> {
+    strings(&[
+        "-m",
+        "comment",
+        "--comment",
+        MARK_COMMENT,
+        "-j",
+        "MARK",
+        "--set-xmark",
+        mark,
+    ])
+}
+
+fn masq_rule(mark: &str) -> Vec<String> {
+    strings(&["-m", "mark", "--mark", mark, "-j", "MASQUERADE"])
+}
+
+fn postrouting_rule() -> Vec<String> {
+    strings(&["-m", "comment", "--comment", MASQ_COMMENT, "-j", MASQ])
+}
+
+const HOOKS: [&str; 2] = ["PREROUTING", "OUTPUT"];
+
+fn hook_rule() -> Vec<String> {
+    strings(&["-m", "addrtype", "--dst-type", "LOCAL", "-j", DNAT])
+}
+
+/// Whether the shared SETMARK/MASQ rules are ours to keep.
+fn own_mark_chains(s: &Setup) -> bool {
+    s.snat && s.external_set_mark_chain.is_none()
+}
+
+/// The container's own chain and entry rules, appended to `lines`.
+fn container_lines(s: &Setup, ip: IpAddr, prefix_len: u8, dn: &str, lines: &mut Vec<String>) {
+    for r in dn_rules(s, ip, prefix_len) {
+        lines.push(line("-A", dn, &r));
+    }
+    for r in entry_rules(s, ip.is_ipv6(), dn) {
+        lines.push(line("-A", DNAT, &r));
+    }
+}
+
 /// The batch installing `ip`'s mappings, given the table as listed.
 fn install_lines(s: &Setup, ip: IpAddr, prefix_len: u8, saved: &Saved) -> Vec<String> {
-    let v6 = ip.is_ipv6();
     let dn = dn_chain(&s.network, &s.container_id);
     let mut decl = Vec::new();
     let mut lines = Vec::new();
-    if s.snat && s.external_set_mark_chain.is_none() {
+    if own_mark_chains(s) {
         declare(saved, SETMARK, &mut decl);
         declare(saved, MASQ, &mut decl);
         if !saved
             .chain_rules(SETMARK)
             .any(|r| r.value("--set-xmark") == Some(&s.mark))
         {
-            lines.push(line(
-                "-A",
-                SETMARK,
-                &strings(&[
-                    "-m",
-                    "comment",
-                    "--comment",
-                    MARK_COMMENT,
-                    "-j",
-                    "MARK",
-                    "--set-xmark",
-                    &s.mark,
-                ]),
-            ));
+            lines.push(line("-A", SETMARK, &setmark_rule(&s.mark)));
         }
         if !saved
             .chain_rules(MASQ)
             .any(|r| r.value("--mark") == Some(&s.mark) && r.target() == Some("MASQUERADE"))
         {
-            lines.push(line(
-                "-A",
-                MASQ,
-                &strings(&["-m", "mark", "--mark", &s.mark, "-j", "MASQUERADE"]),
-            ));
+            lines.push(line("-A", MASQ, &masq_rule(&s.mark)));
         }
         if !saved
             .chain_rules("POSTROUTING")
             .any(|r| r.target() == Some(MASQ))
         {
-            lines.push(line(
-                "-I",
-                "POSTROUTING",
-                &strings(&["1", "-m", "comment", "--comment", MASQ_COMMENT, "-j", MASQ]),
-            ));
+            let mut first = strings(&["1"]);
+            first.extend(postrouting_rule());
+            lines.push(line("-I", "POSTROUTING", &first));
         }
     }
     declare(saved, DNAT, &mut decl);
-    for hook in ["PREROUTING", "OUTPUT"] {
+    for hook in HOOKS {
         if !saved.chain_rules(hook).any(|r| r.target() == Some(DNAT)) {
-            lines.push(line(
-                "-A",
-                hook,
-                &strings(&["-m", "addrtype", "--dst-type", "LOCAL", "-j", DNAT]),
-            ));
+            lines.push(line("-A", hook, &hook_rule()));
         }
     }
     // The container's own chain and entry rules are written anew.
@@ -207,14 +228,31 @@ fn install_lines(s: &Setup, ip: IpAddr, prefix_len: u8, saved: &Saved) -> Vec<St
     } else {
         decl.push(format!(":{dn} - [0:0]"));
     }
-    for r in dn_rules(s, ip, prefix_len) {
-        lines.push(line("-A", &dn, &r));
-    }
-    for r in entry_rules(s, v6, &dn) {
-        lines.push(line("-A", DNAT, &r));
-    }
+    container_lines(s, ip, prefix_len, &dn, &mut lines);
     decl.extend(lines);
     decl
+}
+
+/// The batch of the usual ADD, applied without listing the table (whose
+/// listing grows with every container's rules): it asserts (`-C`) each
+/// shared rule that [`install_lines`] would add if missing, and creates
+/// (`-N`) the container's chain, which must not exist yet. When any of that
+/// does not hold (the first container, an ADD repeated without DEL, a hook
+/// someone removed), the batch fails whole and the listing decides.
+fn optimistic_lines(s: &Setup, ip: IpAddr, prefix_len: u8) -> Vec<String> {
+    let dn = dn_chain(&s.network, &s.container_id);
+    let mut lines = Vec::new();
+    if own_mark_chains(s) {
+        lines.push(line("-C", SETMARK, &setmark_rule(&s.mark)));
+        lines.push(line("-C", MASQ, &masq_rule(&s.mark)));
+        lines.push(line("-C", "POSTROUTING", &postrouting_rule()));
+    }
+    for hook in HOOKS {
+        lines.push(line("-C", hook, &hook_rule()));
+    }
+    lines.push(format!("-N {dn}"));
+    container_lines(s, ip, prefix_len, &dn, &mut lines);
+    lines
 }
 
 /// Install the mappings of one container address.
@@ -222,28 +260,43 @@ pub fn install(s: &Setup, net: ipnet::IpNet) -> Result<()> {
     // The hairpin source is the container's subnet as the reference
     // writes it (address/prefix of the result, stored as the network).
     let (ip, prefix_len) = (net.addr(), net.prefix_len());
-    iptables::edit(
+    iptables::edit_optimistic(
         ip.is_ipv6(),
         "nat",
         &|| format!("unable to setup DNAT for container {}", s.container_id),
+        &optimistic_lines(s, ip, prefix_len),
         &|saved| install_lines(s, ip, prefix_len, saved),
     )
 }
 
 /// Remove a container's DNAT chain (and the legacy SNAT one) of one family.
-pub fn remove(v6: bool, network: &str, container_id: &str) -> Result<()> {
-    let dn = dn_chain(network, container_id);
-    let sn = sn_chain(network, container_id);
-    iptables::edit(
-        v6,
-        "nat",
-        &|| format!("could not teardown ipv{} dnat", if v6 { 6 } else { 4 }),
-        &|saved| {
-            let mut lines = saved.teardown_lines(DNAT, &dn);
-            lines.extend(saved.teardown_lines(LEGACY_SNAT, &sn));
-            lines
-        },
-    )
+/// When `s` carries the container's mappings (a runtime's DEL does), a
+/// batch deleting exactly the rules ADD wrote is tried first, without
+/// listing the table; it fails whole if any of them is not there (other
+/// mappings, rules of the other family, none at all) and the listing
+/// decides.
+pub fn remove(v6: bool, s: &Setup) -> Result<()> {
+    let dn = dn_chain(&s.network, &s.container_id);
+    let sn = sn_chain(&s.network, &s.container_id);
+    let what = || format!("could not teardown ipv{} dnat", if v6 { 6 } else { 4 });
+    let plan = |saved: &Saved| {
+        let mut lines = saved.teardown_lines(DNAT, &dn);
+        lines.extend(saved.teardown_lines(LEGACY_SNAT, &sn));
+        lines
+    };
+    if s.mappings.is_empty() {
+        return iptables::edit(v6, "nat", &what, &plan);
+    }
+    let mut exact: Vec<String> = entry_rules(s, v6, &dn)
+        .iter()
+        .map(|r| line("-D", DNAT, r))
+        .collect();
+    exact.push(format!("-F {dn}"));
+    exact.push(format!("-X {dn}"));
+    // The reference's old SNAT chain must not exist: made and dropped.
+    exact.push(format!("-N {sn}"));
+    exact.push(format!("-X {sn}"));
+    iptables::edit_optimistic(v6, "nat", &what, &exact, &plan)
 }
 
 /// Container IDs whose entry rules name `network` (for GC).

@@ -313,7 +313,7 @@ impl Setup {
             errors.push(e.to_string());
         }
         for v6 in [false, true] {
-            let r = ipt::remove(v6, &self.network, &self.container_id);
+            let r = ipt::remove(v6, self);
             if let Err(e) = tolerate_missing_other(Backend::Iptables, self.backend, r) {
                 errors.push(e.to_string());
             }
@@ -470,8 +470,11 @@ impl Plugin for Portmap {
         stale.dedup();
         let mut errors = Vec::new();
         for id in stale {
+            // GC knows no stale container's mappings: rules are found by
+            // listing.
             let one = Setup {
                 container_id: id,
+                mappings: Vec::new(),
                 ..s.clone()
             };
             match one

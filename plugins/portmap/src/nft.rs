@@ -218,6 +218,11 @@ pub fn install(s: &Setup, v4: Option<IpAddr>, v6: Option<IpAddr>, replace: bool)
 /// Remove the container's rules from both families' tables.
 pub fn remove(container_id: &str) -> Result<()> {
     for v6 in [false, true] {
+        // Asked of the kernel: without our table (with the iptables backend
+        // configured, usually) no `nft` process runs.
+        if !nft::table_exists(family(v6).0, TABLE)? {
+            continue;
+        }
         nft::remove(
             family(v6).0,
             TABLE,
