@@ -78,12 +78,15 @@ pub fn unknown_role(name: &str, also: &[&str]) -> Error {
     )
 }
 
-/// Device and inode of the running executable.
+/// Device and inode of the running executable: of the file opened through
+/// `/proc/self/exe` (which is also what valgrind hands its client, so the
+/// link-order profile of scripts/symbol-order.py sees the in-process path).
 fn own_executable() -> Option<(u64, u64)> {
     static OWN: OnceLock<Option<(u64, u64)>> = OnceLock::new();
     *OWN.get_or_init(|| {
         use std::os::unix::fs::MetadataExt;
-        std::fs::metadata("/proc/self/exe")
+        std::fs::File::open("/proc/self/exe")
+            .and_then(|f| f.metadata())
             .ok()
             .map(|m| (m.dev(), m.ino()))
     })
