@@ -83,7 +83,7 @@ impl TestNetns {
     pub fn sysctl(&self, key: &str) -> String {
         self.ns()
             .run(|| cni_kernel::sysctl::read(key))
-            .expect("thread in namespace")
+            .expect("enter namespace")
             .unwrap_or_else(|e| panic!("{e}"))
     }
 

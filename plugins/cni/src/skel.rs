@@ -436,12 +436,15 @@ fn write_json(out: &mut dyn Write, v: &serde_json::Value) -> Result<()> {
     writeln!(out, "{text}").map_err(|e| Error::new(IO_FAILURE, format!("write result: {e}")))
 }
 
-/// Whether `path` is the namespace this process runs in (same device and inode).
+/// Whether `path` is the namespace this plugin runs in (same device and
+/// inode): the calling thread's, not `/proc/self`'s (the main thread's),
+/// because an in-process IPAM plugin runs on its own thread while the main
+/// one may be inside the container's namespace for a moment.
 fn is_own_netns(path: &std::path::Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     match (
         std::fs::metadata(path),
-        std::fs::metadata("/proc/self/ns/net"),
+        std::fs::metadata("/proc/thread-self/ns/net"),
     ) {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
         _ => false,

@@ -1,5 +1,5 @@
 //! Kernel plumbing for CNI plugins, written once and called by every plugin:
-//! network namespaces (entered only on short-lived threads), a synchronous
+//! network namespaces (entered only for the length of a closure), a synchronous
 //! rtnetlink socket with `ip`-like verbs for links, addresses and routes,
 //! and sysctls. Errors name the operation and keep the errno as data.
 
@@ -14,8 +14,8 @@ pub mod link;
 pub mod macvlan;
 pub mod netfilter;
 pub mod netlink;
-// The owner of namespace entry: setns(2) (on a short-lived thread, or
-// between fork and exec), flock(2) on the namespace file and the nsfs
+// The owner of namespace entry: setns(2) (for the length of a closure,
+// returning on drop, or between fork and exec), flock(2) on the namespace file and the nsfs
 // ioctl that tells a network namespace from other kinds need libc calls.
 #[allow(unsafe_code, clippy::disallowed_methods)]
 pub mod netns;

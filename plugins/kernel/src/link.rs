@@ -194,8 +194,16 @@ pub fn veth_message(spec: &VethSpec) -> LinkMessage {
     if let Some(ns) = spec.peer_netns {
         peer.attributes.push(LinkAttribute::NetNsFd(ns.as_raw_fd()));
     }
+    // One queue each way, as a veth ends up anyway: without the count, the
+    // kernel allocates a queue per CPU and then cuts the real count to one,
+    // which waits for an RCU grace period per end (veth_init_queues), with
+    // the RTNL lock held.
+    peer.attributes.push(LinkAttribute::NumTxQueues(1));
+    peer.attributes.push(LinkAttribute::NumRxQueues(1));
     let mut m = LinkMessage::default();
     m.attributes.push(LinkAttribute::IfName(spec.name.clone()));
+    m.attributes.push(LinkAttribute::NumTxQueues(1));
+    m.attributes.push(LinkAttribute::NumRxQueues(1));
     if let Some(mtu) = spec.mtu {
         m.attributes.push(LinkAttribute::Mtu(mtu));
     }

@@ -56,7 +56,7 @@ impl Netlink {
     }
 
     /// A socket inside `ns`. It stays bound to that namespace for its life,
-    /// so it is opened on a short-lived thread there and then used from ours.
+    /// so it is opened there ([`Netns::run`]) and then used from ours.
     pub fn open_in(ns: &Netns) -> Result<Netlink> {
         ns.run(Netlink::open)?
             .map_err(|e| e.context(format!("in network namespace {}", ns.path().display())))
