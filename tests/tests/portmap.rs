@@ -744,14 +744,15 @@ fn logged(e: &Env, verb: &str, ctr: &TestNetns, id: &str, pm: &Value) -> bool {
 }
 
 /// iptables ADD without listing the table: after the first container, an
-/// ADD is one batch that asserts the shared rules (`-C`) and creates the
-/// container's chain (`-N`). When an assertion fails (a hook removed, an
-/// ADD repeated without DEL) that batch changes nothing and the listing
-/// path does the work: the hook is back once, the container's rules are
-/// there once, and the mappings carry traffic. DEL with the mappings
-/// deletes exactly those rules without listing either.
+/// ADD is one batch that creates the container's chain (`-N`) and appends
+/// to the shared chains. When that cannot hold (the first container, an
+/// ADD repeated without DEL) the batch changes nothing and the listing path
+/// does the work, repairing the shared rules too. A hook removed behind our
+/// back is what CHECK reports, and the listing path puts it back once. The
+/// mappings carry traffic. DEL with the mappings deletes exactly the rules
+/// ADD wrote without listing either.
 #[test]
-fn iptables_add_asserts_instead_of_listing_and_falls_back_whole() {
+fn iptables_add_without_listing_falls_back_whole() {
     let e = Env::new("pm-opt", 30);
     let tags: [&'static str; 3] = ["c0", "c1", "c2"];
     let ctrs: Vec<TestNetns> = tags.iter().map(|_| TestNetns::new("pm-opt-c")).collect();
@@ -772,46 +773,36 @@ fn iptables_add_asserts_instead_of_listing_and_falls_back_whole() {
         (entries, own)
     };
     let hook = "-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT";
+    let hooks = |nat: &str| nat.lines().filter(|l| *l == hook).count();
     for (i, (ctr, tag)) in ctrs.iter().zip(tags).enumerate() {
         serve(ctr, 80, tag);
         let br = e.env.add(ctr, tag, &e.bridge_conf()).ok().json();
         let maps = json!([{"hostPort": 9000 + i, "containerPort": 80, "protocol": "tcp"}]);
         let pm = e.portmap_conf(json!({"backend": "iptables"}), maps, &br);
-        if i == 2 {
-            // Someone removed a hook: the assertion fails, the listing repairs.
-            e.env
-                .host
-                .exec(&[
-                    "iptables",
-                    "-t",
-                    "nat",
-                    "-D",
-                    "PREROUTING",
-                    "-m",
-                    "addrtype",
-                    "--dst-type",
-                    "LOCAL",
-                    "-j",
-                    "CNI-HOSTPORT-DNAT",
-                ])
-                .ok();
-        }
         let refused = logged(&e, "ADD", ctr, tag, &pm);
-        assert_eq!(
-            refused,
-            i != 1,
-            "{tag}: the listing-free batch applies exactly when the shared rules are there"
-        );
+        assert_eq!(refused, i == 0, "{tag}: only the first ADD lists the table");
         let nat = e.nat(false);
-        assert_eq!(nat.lines().filter(|l| *l == hook).count(), 1, "{nat}");
+        assert_eq!(hooks(&nat), 1, "{nat}");
         // One entry rule (one protocol); a hairpin mark, a localhost mark, a DNAT.
         assert_eq!(jumps_to(&nat, tag), (1, 3), "{tag}: {nat}");
+        e.env.verb("CHECK", Some(ctr), tag, &pm).ok();
         attached.push((br, pm));
     }
-    // An ADD repeated without DEL: `-N` refuses, the listing rewrites.
+    // A hook removed behind our back: CHECK says so; an ADD repeated
+    // without DEL (`-N` refuses) rewrites the container's rules and the hook.
+    let mut del_hook = vec!["iptables", "-t", "nat", "-D"];
+    del_hook.extend(hook.split(' ').skip(1));
+    e.env.host.exec(&del_hook).ok();
+    let out = e.env.verb("CHECK", Some(&ctrs[1]), "c1", &attached[1].1);
+    let (code, msg) = out.cni_error();
+    assert!(code == 100 && msg.contains("PREROUTING"), "{code} {msg}");
     assert!(logged(&e, "ADD", &ctrs[1], "c1", &attached[1].1));
     let nat = e.nat(false);
     assert_eq!(jumps_to(&nat, "c1"), (1, 3), "c1 again: {nat}");
+    assert_eq!(hooks(&nat), 1, "{nat}");
+    e.env
+        .verb("CHECK", Some(&ctrs[1]), "c1", &attached[1].1)
+        .ok();
     for (i, tag) in tags.iter().enumerate() {
         let to = format!("{}:{}", e.host4, 9000 + i);
         assert_eq!(tcp_get(&e.client, &to).as_deref(), Some(*tag), "{to}");

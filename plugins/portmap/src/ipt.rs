@@ -13,8 +13,8 @@
 //!
 //! All of one family's changes are one `iptables-restore` batch; rules are
 //! removed by the spec the listing shows. An ADD first tries a batch that
-//! asserts the shared rules instead of listing the table, so its time does
-//! not grow with the number of containers mapped.
+//! needs no listing (see `optimistic_lines`), so its time does not grow
+//! with the number of containers mapped.
 
 use crate::Setup;
 use cni_kernel::iptables::{self, line, strings, Saved};
@@ -234,23 +234,21 @@ fn install_lines(s: &Setup, ip: IpAddr, prefix_len: u8, saved: &Saved) -> Vec<St
 }
 
 /// The batch of the usual ADD, applied without listing the table (whose
-/// listing grows with every container's rules): it asserts (`-C`) each
-/// shared rule that [`install_lines`] would add if missing, and creates
-/// (`-N`) the container's chain, which must not exist yet. When any of that
-/// does not hold (the first container, an ADD repeated without DEL, a hook
-/// someone removed), the batch fails whole and the listing decides.
+/// listing grows with every container's rules): it creates (`-N`) the
+/// container's chain, which must not exist yet, and appends to the shared
+/// chains, which must exist (the mark chain is a jump target of the
+/// container's rules). When that does not hold (the first container, an
+/// ADD repeated without DEL, the chains flushed away) the batch fails
+/// whole and [`install_lines`] plans from the listing.
+///
+/// The shared rules themselves (the hooks in PREROUTING, OUTPUT and
+/// POSTROUTING, the mark and masquerade rules) are not asserted here: with
+/// iptables-nft any `-C` in a batch reads every rule of the table, which is
+/// the cost this batch exists to avoid. They are written by the listing
+/// path, repaired by it, and CHECK reports one missing.
 fn optimistic_lines(s: &Setup, ip: IpAddr, prefix_len: u8) -> Vec<String> {
     let dn = dn_chain(&s.network, &s.container_id);
-    let mut lines = Vec::new();
-    if own_mark_chains(s) {
-        lines.push(line("-C", SETMARK, &setmark_rule(&s.mark)));
-        lines.push(line("-C", MASQ, &masq_rule(&s.mark)));
-        lines.push(line("-C", "POSTROUTING", &postrouting_rule()));
-    }
-    for hook in HOOKS {
-        lines.push(line("-C", hook, &hook_rule()));
-    }
-    lines.push(format!("-N {dn}"));
+    let mut lines = vec![format!("-N {dn}")];
     container_lines(s, ip, prefix_len, &dn, &mut lines);
     lines
 }
@@ -351,6 +349,31 @@ pub fn check(s: &Setup, ip: IpAddr) -> cni::Result<()> {
         return Err(cni::Error::plugin(format!(
             "could not check {family} dnat: no rule in {DNAT} jumps to {dn}"
         )));
+    }
+    // The shared rules an ADD without listing does not assert.
+    for hook in HOOKS {
+        if !saved.chain_rules(hook).any(|r| r.target() == Some(DNAT)) {
+            return Err(cni::Error::plugin(format!(
+                "could not check {family} dnat: no rule in {hook} jumps to {DNAT}"
+            )));
+        }
+    }
+    if own_mark_chains(s) {
+        let marks = saved
+            .chain_rules(SETMARK)
+            .any(|r| r.value("--set-xmark") == Some(&s.mark));
+        let masq = saved
+            .chain_rules(MASQ)
+            .any(|r| r.value("--mark") == Some(&s.mark) && r.target() == Some("MASQUERADE"));
+        let jump = saved
+            .chain_rules("POSTROUTING")
+            .any(|r| r.target() == Some(MASQ));
+        if !(marks && masq && jump) {
+            return Err(cni::Error::plugin(format!(
+                "could not check {family} dnat: the hairpin masquerade rules \
+                 ({SETMARK}, {MASQ} and its jump from POSTROUTING) are incomplete"
+            )));
+        }
     }
     Ok(())
 }
