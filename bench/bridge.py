@@ -3,7 +3,11 @@
 
 Everything runs inside a throwaway "host" namespace; nothing touches this
 machine's own interfaces. Ours and the reference run interleaved so both see
-the same machine state, each cycle in a fresh container namespace.
+the same machine state, each cycle in a fresh container namespace; all of
+those are made before the first timed call and removed after the last (and
+the parallel rounds wait for the removal of the previous round's), so that
+the kernel's background teardown of a deleted namespace lands in no timed
+call.
 
 Measured, in one run:
 - ADD, CHECK and DEL, IPv4-only and dual-stack (IPv4 + IPv6): median, p95,
@@ -143,8 +147,7 @@ def main():
 
         def floor_cycle(family, i):
             """`ip -batch` doing an ADD's link and address work; then `ip link del`."""
-            ctr = f"{tag}-fl{i}"
-            netns_add(ctr)
+            ctr = f"{tag}-{family[0]}flo{i}"
             host_batch = (f"link add vfloor type veth peer name eth0 netns {ctr}\n"
                           "link set vfloor master br-flo\nlink set vfloor up\n")
             ctr_batch = "addr add 10.89.0.2/16 dev eth0\n"
@@ -160,8 +163,17 @@ def main():
             start = time.perf_counter()
             ip("link", "del", "vfloor")
             t_del = time.perf_counter() - start
-            netns_del(ctr)
             return t_add, t_del
+
+        # Every container namespace of the sequential runs is made before
+        # the first timed call and removed after the last: the kernel tears
+        # a deleted namespace down in the background (holding RTNL at
+        # times), which otherwise lands in whichever call comes next.
+        for family in ("ipv4", "dual"):
+            for i in range(args.cycles + 1):
+                for name in list(impls) + ["floor"]:
+                    netns_add(f"{tag}-{family[0]}{name[:3]}{i}")
+        time.sleep(1)
 
         seq = {}
         for n, family in enumerate(("ipv4", "dual")):
@@ -171,8 +183,7 @@ def main():
                 for name, impl in impls.items():
                     c = conf(name, family, n)
                     data = json.dumps(c).encode()
-                    ctr = f"{tag}-{name[:3]}{i}"
-                    netns_add(ctr)
+                    ctr = f"{tag}-{family[0]}{name[:3]}{i}"
                     binary = os.path.join(impl["dir"], "bridge")
                     if i == 1 and family == "ipv4":
                         # One ADD/DEL under GNU time for peak memory, outside the timings.
@@ -182,7 +193,6 @@ def main():
                     check = json.dumps(dict(c, prevResult=json.loads(out))).encode()
                     t_check, _ = run_timed([binary], env(impl, "CHECK", ctr), check)
                     t_del, _ = run_timed([binary], env(impl, "DEL", ctr), data)
-                    netns_del(ctr)
                     if i > 0:  # cycle 0 warms up: bridge creation, page cache
                         times[name]["add"].append(t_add)
                         times[name]["check"].append(t_check)
@@ -192,6 +202,10 @@ def main():
                     floor["add"].append(f_add)
                     floor["del"].append(f_del)
             seq[family] = (times, floor)
+        for ns in list(made):
+            if ns != host:
+                netns_del(ns)
+        time.sleep(3)
 
         def parallel(name, impl, n):
             """n ADDs started at once, then n DELs: wall time of each wave."""
@@ -202,6 +216,7 @@ def main():
                 ctrs = [f"{tag}-p{name[:3]}{r}x{k}" for k in range(n)]
                 for ctr in ctrs:
                     netns_add(ctr)
+                time.sleep(0.5)
                 binary = os.path.join(impl["dir"], "bridge")
                 for verb, out in (("ADD", adds), ("DEL", dels)):
                     start = time.perf_counter()
@@ -224,6 +239,9 @@ def main():
                         out.append(elapsed)
                 for ctr in ctrs:
                     netns_del(ctr)
+                # The namespaces go in the background: let that finish
+                # before the next round is timed.
+                time.sleep(2)
             return adds, dels
 
         par = {name: parallel(name, impl, args.parallel) for name, impl in impls.items()}

@@ -93,9 +93,12 @@ STRING_FAMILIES = set(
     "strcasecmp strncasecmp".split())
 
 
-# Run at start-up and exit by the C runtime, out of valgrind's sight.
+# Run at start-up and exit by the C runtime, out of valgrind's sight (it
+# loads the program itself); found with `perf record -e page-faults -d`.
 RUNTIME = ["frame_dummy", "register_tm_clones", "deregister_tm_clones",
-           "__do_global_dtors_aux", "free_mem"]
+           "__do_global_dtors_aux", "free_mem", "freeres", "_dl_new_object",
+           "_dl_setup_hash", "_dl_relocate_static_pie", "_dl_non_dynamic_init",
+           "__libc_init_secure", "__libc_setup_tls", "_dl_aux_init"]
 
 
 def string_variants(syms):

@@ -104,7 +104,14 @@ pub struct Running {
 enum Proc {
     Child(std::process::Child),
     Thread(std::thread::JoinHandle<(i32, Vec<u8>)>),
+    /// A role run on the waiting thread when it is waited for: its exit
+    /// code, stdout and stderr. For a caller that waits at once, where a
+    /// thread's start would cost more than the work.
+    Deferred(Box<dyn FnOnce() -> Exited + Send>),
 }
+
+/// What a role run in-process leaves: exit code, stdout, stderr.
+type Exited = (i32, Vec<u8>, Vec<u8>);
 
 /// How much of a failed plugin's stderr goes into the error message.
 const STDERR_TAIL: usize = 2048;
@@ -261,41 +268,55 @@ fn start(binary: &Path, env: &[(&str, String)], stdin: &[u8], opts: Opts) -> Res
     Ok(running)
 }
 
-/// Run the role `plugin` of this executable on a new thread, as if it had
-/// been executed: `env` over our environment, `stdin` as its input, its
-/// stdout and exit code collected as a process's would be, its stderr
-/// copied to ours. The thread starts in the calling thread's network
-/// namespace, as a child process would.
+/// Run the role `plugin` of this executable as if it had been executed:
+/// `env` over our environment, `stdin` as its input, its stdout and exit
+/// code collected as a process's would be, its stderr copied to ours. On a
+/// new thread, which starts in the calling thread's network namespace as a
+/// child process would; or, `deferred`, on the thread that waits for it,
+/// when it waits.
 fn start_in_process(
     plugin: &'static (dyn crate::skel::Plugin + Sync),
     name: String,
     env: &[(&str, String)],
     stdin: &[u8],
     opts: Opts,
+    deferred: bool,
 ) -> Result<Running> {
     let env: Vec<(String, String)> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect();
     let stdin = stdin.to_vec();
+    let job = move || {
+        // As `Command::envs`: the last value given wins over ours.
+        let lookup = |k: &str| {
+            env.iter()
+                .rev()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .or_else(|| std::env::var(k).ok())
+        };
+        let mut stderr = StderrTail::default();
+        let (code, stdout) = crate::skel::dispatch_in_process(plugin, &lookup, &stdin, &mut stderr);
+        (code, stdout, stderr.0)
+    };
+    if deferred {
+        return Ok(Running {
+            child: Some(Proc::Deferred(Box::new(job))),
+            name,
+            stdout: None,
+            stderr: None,
+            deadline: None,
+        });
+    }
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
         .name(name.clone())
         .spawn(move || {
-            // As `Command::envs`: the last value given wins over ours.
-            let lookup = |k: &str| {
-                env.iter()
-                    .rev()
-                    .find(|(n, _)| n == k)
-                    .map(|(_, v)| v.clone())
-                    .or_else(|| std::env::var(k).ok())
-            };
-            let mut stderr = StderrTail::default();
-            let (code, stdout) =
-                crate::skel::dispatch_in_process(plugin, &lookup, &stdin, &mut stderr);
+            let (code, stdout, stderr) = job();
             // The receiver is gone only when the wait gave up already.
             let _ = tx.send(Ok(stdout));
-            (code, stderr.0)
+            (code, stderr)
         })
         .map_err(|e| Error::new(PLUGIN_FAILURE, format!("failed to run {name}: {e}")))?;
     Ok(Running {
@@ -334,7 +355,8 @@ impl Drop for Running {
                     }
                 }
             }
-            None => {}
+            // Never waited for, never run, as a process never started.
+            Some(Proc::Deferred(_)) | None => {}
         }
     }
 }
@@ -348,6 +370,11 @@ impl Running {
         let mut child = match self.child.take() {
             Some(Proc::Child(child)) => child,
             Some(Proc::Thread(thread)) => return self.wait_thread(thread, name),
+            Some(Proc::Deferred(job)) => {
+                let (code, stdout, stderr) = job();
+                let status = format!("exit status: {code}");
+                return outcome(&name, code == 0, &status, stdout, &stderr);
+            }
             None => {
                 return Err(Error::new(
                     PLUGIN_FAILURE,
@@ -549,7 +576,10 @@ pub fn spawn(req: &Request, plugin_type: &str, command: Command) -> Result<Pendi
         Some(role) => {
             let name = binary.display().to_string();
             log::debug!("{plugin_type}: {name} is this executable: running it in-process");
-            start_in_process(role.plugin, name, &env, &req.config, opts)?
+            // CHECK waits for its IPAM almost at once: run it then, on
+            // this thread, rather than pay for a thread's start.
+            let deferred = command == Command::Check;
+            start_in_process(role.plugin, name, &env, &req.config, opts, deferred)?
         }
         None => start(&binary, &env, &req.config, opts)?,
     };
