@@ -3,11 +3,11 @@
 
 Everything runs inside a throwaway "host" namespace; nothing touches this
 machine's own interfaces. Ours and the reference run interleaved so both see
-the same machine state, each cycle in a fresh container namespace; all of
-those are made before the first timed call and removed after the last (and
-the parallel rounds wait for the removal of the previous round's), so that
-the kernel's background teardown of a deleted namespace lands in no timed
-call.
+the same machine state, each cycle in a fresh container namespace made just
+before its ADD and removed after its DEL, as a runtime does. The parallel
+rounds wait for the removal of the previous round's 64 namespaces (the
+kernel tears them down in the background, RTNL held at times) before the
+next round is timed.
 
 Measured, in one run:
 - ADD, CHECK and DEL, IPv4-only and dual-stack (IPv4 + IPv6): median, p95,
@@ -148,6 +148,7 @@ def main():
         def floor_cycle(family, i):
             """`ip -batch` doing an ADD's link and address work; then `ip link del`."""
             ctr = f"{tag}-{family[0]}flo{i}"
+            netns_add(ctr)
             host_batch = (f"link add vfloor type veth peer name eth0 netns {ctr}\n"
                           "link set vfloor master br-flo\nlink set vfloor up\n")
             ctr_batch = "addr add 10.89.0.2/16 dev eth0\n"
@@ -163,17 +164,8 @@ def main():
             start = time.perf_counter()
             ip("link", "del", "vfloor")
             t_del = time.perf_counter() - start
+            netns_del(ctr)
             return t_add, t_del
-
-        # Every container namespace of the sequential runs is made before
-        # the first timed call and removed after the last: the kernel tears
-        # a deleted namespace down in the background (holding RTNL at
-        # times), which otherwise lands in whichever call comes next.
-        for family in ("ipv4", "dual"):
-            for i in range(args.cycles + 1):
-                for name in list(impls) + ["floor"]:
-                    netns_add(f"{tag}-{family[0]}{name[:3]}{i}")
-        time.sleep(1)
 
         seq = {}
         for n, family in enumerate(("ipv4", "dual")):
@@ -184,6 +176,7 @@ def main():
                     c = conf(name, family, n)
                     data = json.dumps(c).encode()
                     ctr = f"{tag}-{family[0]}{name[:3]}{i}"
+                    netns_add(ctr)
                     binary = os.path.join(impl["dir"], "bridge")
                     if i == 1 and family == "ipv4":
                         # One ADD/DEL under GNU time for peak memory, outside the timings.
@@ -193,6 +186,7 @@ def main():
                     check = json.dumps(dict(c, prevResult=json.loads(out))).encode()
                     t_check, _ = run_timed([binary], env(impl, "CHECK", ctr), check)
                     t_del, _ = run_timed([binary], env(impl, "DEL", ctr), data)
+                    netns_del(ctr)
                     if i > 0:  # cycle 0 warms up: bridge creation, page cache
                         times[name]["add"].append(t_add)
                         times[name]["check"].append(t_check)
@@ -202,9 +196,6 @@ def main():
                     floor["add"].append(f_add)
                     floor["del"].append(f_del)
             seq[family] = (times, floor)
-        for ns in list(made):
-            if ns != host:
-                netns_del(ns)
         time.sleep(3)
 
         def parallel(name, impl, n):
