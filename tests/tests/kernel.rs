@@ -140,6 +140,20 @@ fn run_in_namespace_leaves_the_caller_where_it_was() {
     let r = ns.ns().run(|| panic!("boom"));
     assert!(r.is_err());
     assert!(Netns::current().unwrap().same_as(&before));
+    // Nested: the inner run returns to the outer namespace, the outer home.
+    let other = TestNetns::new("k-run2");
+    let (inner, back_in_outer) = ns
+        .ns()
+        .run(|| {
+            let inner = other
+                .ns()
+                .run(|| Netns::current().unwrap().same_as(other.ns()))
+                .unwrap();
+            (inner, Netns::current().unwrap().same_as(ns.ns()))
+        })
+        .unwrap();
+    assert!(inner && back_in_outer);
+    assert!(Netns::current().unwrap().same_as(&before));
 }
 
 #[test]

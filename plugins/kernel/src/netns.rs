@@ -5,10 +5,10 @@
 //! own, the return made by a guard's drop, so that neither a panic nor an
 //! early return half-way can leave the plugin stranded in the container
 //! (the hazard the Go `pkg/ns` README describes); if the return itself
-//! fails the process aborts rather than go on in the wrong namespace.
-//! (It used a short-lived thread per call before: each cost a thread
-//! start and, on a VM, often the wake-up of another CPU, up to a
-//! millisecond per call.) Netlink work needs only the socket made inside:
+//! fails the process aborts rather than go on in the wrong namespace. No
+//! thread is started per call: a thread's start (and, on a VM, the wake-up
+//! of another CPU) cost up to a millisecond. Netlink work needs only the
+//! socket made inside:
 //! a socket opened in a namespace stays bound to it, so
 //! [`crate::Netlink::open_in`] creates it there and drives it from home.
 
