@@ -170,3 +170,45 @@ fn sysctls_are_per_namespace() {
         ours
     );
 }
+
+/// `nft::chain_jumps` reads one chain's rules from the kernel: the chains
+/// iptables-nft's `-j CHAIN` rules jump to, nothing for a verdict without
+/// a chain, `None` for a chain or table nf_tables does not hold.
+#[test]
+fn chain_jumps_reads_one_chain_from_nf_tables() {
+    use cni_kernel::nft::{chain_jumps, NfFamily};
+    let ns = TestNetns::new("k-jumps");
+    let jumps = |table: &str, chain: &str| {
+        ns.ns()
+            .run(|| chain_jumps(NfFamily::IP, table, chain))
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(jumps("nat", "PREROUTING"), None, "no nat table yet");
+    for args in [
+        vec!["-t", "nat", "-N", "CNI-K-JUMP"],
+        vec!["-t", "nat", "-A", "PREROUTING", "-p", "tcp", "-j", "ACCEPT"],
+        vec![
+            "-t",
+            "nat",
+            "-A",
+            "PREROUTING",
+            "-m",
+            "addrtype",
+            "--dst-type",
+            "LOCAL",
+            "-j",
+            "CNI-K-JUMP",
+        ],
+    ] {
+        let mut argv = vec!["iptables-nft"];
+        argv.extend(args);
+        ns.exec(&argv).ok();
+    }
+    assert_eq!(
+        jumps("nat", "PREROUTING"),
+        Some(vec![vec![], vec!["CNI-K-JUMP".to_string()]])
+    );
+    assert_eq!(jumps("nat", "CNI-K-JUMP"), Some(vec![]));
+    assert_eq!(jumps("nat", "CNI-K-NONE"), None);
+}

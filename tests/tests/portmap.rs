@@ -740,17 +740,17 @@ fn logged(e: &Env, verb: &str, ctr: &TestNetns, id: &str, pm: &Value) -> bool {
         .command();
     cmd.env("CNI_LOG_LEVEL", "debug");
     let out = e.env.host.run(cmd, Some(pm.to_string().as_bytes())).ok();
-    out.stderr.contains("optimistic batch refused")
+    out.stderr.contains("listing the table")
 }
 
 /// iptables ADD without listing the table: after the first container, an
-/// ADD is one batch that creates the container's chain (`-N`) and appends
-/// to the shared chains. When that cannot hold (the first container, an
-/// ADD repeated without DEL) the batch changes nothing and the listing path
-/// does the work, repairing the shared rules too. A hook removed behind our
-/// back is what CHECK reports, and the listing path puts it back once. The
-/// mappings carry traffic. DEL with the mappings deletes exactly the rules
-/// ADD wrote without listing either.
+/// ADD asks the kernel (nfnetlink) whether the shared rules are in place
+/// and applies one batch that creates the container's chain (`-N`) and
+/// appends to the shared chains. The first container, an ADD repeated
+/// without DEL, and a hook removed behind our back take the listing path,
+/// which repairs: the rules are there once, the hook is back once (CHECK
+/// reported it missing meanwhile), and the mappings carry traffic. DEL with
+/// the mappings deletes exactly the rules ADD wrote without listing either.
 #[test]
 fn iptables_add_without_listing_falls_back_whole() {
     let e = Env::new("pm-opt", 30);
@@ -779,8 +779,18 @@ fn iptables_add_without_listing_falls_back_whole() {
         let br = e.env.add(ctr, tag, &e.bridge_conf()).ok().json();
         let maps = json!([{"hostPort": 9000 + i, "containerPort": 80, "protocol": "tcp"}]);
         let pm = e.portmap_conf(json!({"backend": "iptables"}), maps, &br);
-        let refused = logged(&e, "ADD", ctr, tag, &pm);
-        assert_eq!(refused, i == 0, "{tag}: only the first ADD lists the table");
+        if i == 2 {
+            // A hook removed behind our back: CHECK says so, and the next
+            // ADD, whichever container's, puts it back.
+            let mut del_hook = vec!["iptables", "-t", "nat", "-D"];
+            del_hook.extend(hook.split(' ').skip(1));
+            e.env.host.exec(&del_hook).ok();
+            let (_, pm1) = &attached[1];
+            let (code, msg) = e.env.verb("CHECK", Some(&ctrs[1]), "c1", pm1).cni_error();
+            assert!(code == 100 && msg.contains("PREROUTING"), "{code} {msg}");
+        }
+        let listed = logged(&e, "ADD", ctr, tag, &pm);
+        assert_eq!(listed, i != 1, "{tag}: which ADD lists the table");
         let nat = e.nat(false);
         assert_eq!(hooks(&nat), 1, "{nat}");
         // One entry rule (one protocol); a hairpin mark, a localhost mark, a DNAT.
@@ -788,21 +798,14 @@ fn iptables_add_without_listing_falls_back_whole() {
         e.env.verb("CHECK", Some(ctr), tag, &pm).ok();
         attached.push((br, pm));
     }
-    // A hook removed behind our back: CHECK says so; an ADD repeated
-    // without DEL (`-N` refuses) rewrites the container's rules and the hook.
-    let mut del_hook = vec!["iptables", "-t", "nat", "-D"];
-    del_hook.extend(hook.split(' ').skip(1));
-    e.env.host.exec(&del_hook).ok();
-    let out = e.env.verb("CHECK", Some(&ctrs[1]), "c1", &attached[1].1);
-    let (code, msg) = out.cni_error();
-    assert!(code == 100 && msg.contains("PREROUTING"), "{code} {msg}");
+    e.env
+        .verb("CHECK", Some(&ctrs[1]), "c1", &attached[1].1)
+        .ok();
+    // An ADD repeated without DEL: `-N` refuses, the listing rewrites.
     assert!(logged(&e, "ADD", &ctrs[1], "c1", &attached[1].1));
     let nat = e.nat(false);
     assert_eq!(jumps_to(&nat, "c1"), (1, 3), "c1 again: {nat}");
     assert_eq!(hooks(&nat), 1, "{nat}");
-    e.env
-        .verb("CHECK", Some(&ctrs[1]), "c1", &attached[1].1)
-        .ok();
     for (i, tag) in tags.iter().enumerate() {
         let to = format!("{}:{}", e.host4, 9000 + i);
         assert_eq!(tcp_get(&e.client, &to).as_deref(), Some(*tag), "{to}");

@@ -117,19 +117,10 @@ fn items(out: &str, what: &dyn Fn() -> String) -> Result<Vec<Value>> {
 /// tens of milliseconds on a node with many).
 pub fn table_exists(family: NfFamily, table: &str) -> Result<bool> {
     use netlink_packet_netfilter::nftables::{NfTablesMessage, TableAttribute, TableMessage};
-    use netlink_packet_netfilter::{NetfilterHeader, NetfilterMessage, NetfilterProtoFamily};
     let fam = family_name(family);
     let what = || format!("look up nftables table {fam} {table}");
-    let proto = match family {
-        NfFamily::INet => 1,
-        NfFamily::IP => 2,
-        NfFamily::ARP => 3,
-        NfFamily::NetDev => 5,
-        NfFamily::Bridge => 7,
-        NfFamily::IP6 => 10,
-    };
-    let msg = NetfilterMessage::new(
-        NetfilterHeader::new(NetfilterProtoFamily::from(proto), 0, 0),
+    let msg = nf_message(
+        family,
         NfTablesMessage::GetTable(TableMessage {
             attributes: vec![TableAttribute::Name(table.to_string())],
         }),
@@ -140,6 +131,103 @@ pub fn table_exists(family: NfFamily, table: &str) -> Result<bool> {
         Err(e) if e.is(libc::ENOENT) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// An nf_tables request of `family`.
+fn nf_message(
+    family: NfFamily,
+    inner: netlink_packet_netfilter::nftables::NfTablesMessage,
+) -> netlink_packet_netfilter::NetfilterMessage {
+    use netlink_packet_netfilter::{NetfilterHeader, NetfilterMessage, NetfilterProtoFamily};
+    let proto = match family {
+        NfFamily::INet => 1,
+        NfFamily::IP => 2,
+        NfFamily::ARP => 3,
+        NfFamily::NetDev => 5,
+        NfFamily::Bridge => 7,
+        NfFamily::IP6 => 10,
+    };
+    NetfilterMessage::new(
+        NetfilterHeader::new(NetfilterProtoFamily::from(proto), 0, 0),
+        inner,
+    )
+}
+
+/// The rules of `family table chain` as the kernel holds them, each given
+/// as the chains it jumps or goes to: one nfnetlink dump of that chain
+/// alone, no process. `None` when the table or the chain is not in
+/// nf_tables (for an iptables table: iptables-legacy, or not made yet).
+/// What iptables-nft writes reads the same way: its `-j CHAIN` is an
+/// nf_tables jump verdict.
+pub fn chain_jumps(family: NfFamily, table: &str, chain: &str) -> Result<Option<Vec<Vec<String>>>> {
+    use netlink_packet_core::NLM_F_DUMP;
+    use netlink_packet_netfilter::nftables::{
+        ChainAttribute, ChainMessage, DataAttribute, ExpressionAttribute, Expressions, Immediate,
+        ListAttribute, NfTablesMessage, RuleAttribute, RuleMessage, VerdictAttribute,
+    };
+    use netlink_packet_netfilter::NetfilterMessageInner;
+    let fam = family_name(family);
+    let what = || format!("list the rules of nftables chain {fam} {table} {chain}");
+    let msg = nf_message(
+        family,
+        NfTablesMessage::GetRule(RuleMessage {
+            attributes: vec![
+                RuleAttribute::Table(table.to_string()),
+                RuleAttribute::Chain(chain.to_string()),
+            ],
+        }),
+    );
+    let mut nl = crate::netlink::Netlink::open_netfilter()?;
+    // A dump filtered by table and chain names answers nothing, not
+    // ENOENT, for one that does not exist: ask for the chain first.
+    let get_chain = nf_message(
+        family,
+        NfTablesMessage::GetChain(ChainMessage {
+            attributes: vec![
+                ChainAttribute::Table(table.to_string()),
+                ChainAttribute::Name(chain.to_string()),
+            ],
+        }),
+    );
+    match nl.request(get_chain, 0, &what) {
+        Ok(_) => {}
+        Err(e) if e.is(libc::ENOENT) => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let answer = nl.request(msg, NLM_F_DUMP, &what)?;
+    let mut rules = Vec::new();
+    for m in answer {
+        let NetfilterMessageInner::NfTables(NfTablesMessage::NewRule(rule)) = m.inner else {
+            continue;
+        };
+        let mut jumps = Vec::new();
+        for attr in rule.attributes {
+            let RuleAttribute::Expressions(list) = attr else {
+                continue;
+            };
+            for item in list {
+                let ListAttribute::Element(expr) = item else {
+                    continue;
+                };
+                for e in expr {
+                    let ExpressionAttribute::Data(Expressions::Immediate(imm)) = e else {
+                        continue;
+                    };
+                    for i in imm {
+                        let Immediate::Data(DataAttribute::Verdict(v)) = i else {
+                            continue;
+                        };
+                        jumps.extend(v.into_iter().filter_map(|a| match a {
+                            VerdictAttribute::Chain(c) => Some(c),
+                            _ => None,
+                        }));
+                    }
+                }
+            }
+        }
+        rules.push(jumps);
+    }
+    Ok(Some(rules))
 }
 
 /// Whether `nft` runs and lists `family`'s tables (`nft -j list tables

@@ -13,12 +13,12 @@
 //!
 //! All of one family's changes are one `iptables-restore` batch; rules are
 //! removed by the spec the listing shows. An ADD first tries a batch that
-//! needs no listing (see `optimistic_lines`), so its time does not grow
-//! with the number of containers mapped.
+//! needs no listing (see `optimistic_lines` and `shared_rules_in_place`),
+//! so its time does not grow with the number of containers mapped.
 
 use crate::Setup;
 use cni_kernel::iptables::{self, line, strings, Saved};
-use cni_kernel::nft::hash_hex;
+use cni_kernel::nft::{self, hash_hex, NfFamily};
 use cni_kernel::Result;
 use std::net::IpAddr;
 
@@ -239,32 +239,77 @@ fn install_lines(s: &Setup, ip: IpAddr, prefix_len: u8, saved: &Saved) -> Vec<St
 /// chains, which must exist (the mark chain is a jump target of the
 /// container's rules). When that does not hold (the first container, an
 /// ADD repeated without DEL, the chains flushed away) the batch fails
-/// whole and [`install_lines`] plans from the listing.
-///
-/// The shared rules themselves (the hooks in PREROUTING, OUTPUT and
-/// POSTROUTING, the mark and masquerade rules) are not asserted here: with
-/// iptables-nft any `-C` in a batch reads every rule of the table, which is
-/// the cost this batch exists to avoid. They are written by the listing
-/// path, repaired by it, and CHECK reports one missing.
-fn optimistic_lines(s: &Setup, ip: IpAddr, prefix_len: u8) -> Vec<String> {
+/// whole and [`install_lines`] plans from the listing. With `assert_shared`
+/// the batch also asserts (`-C`) each shared rule [`install_lines`] would
+/// add if missing.
+fn optimistic_lines(s: &Setup, ip: IpAddr, prefix_len: u8, assert_shared: bool) -> Vec<String> {
     let dn = dn_chain(&s.network, &s.container_id);
-    let mut lines = vec![format!("-N {dn}")];
+    let mut lines = Vec::new();
+    if assert_shared {
+        if own_mark_chains(s) {
+            lines.push(line("-C", SETMARK, &setmark_rule(&s.mark)));
+            lines.push(line("-C", MASQ, &masq_rule(&s.mark)));
+            lines.push(line("-C", "POSTROUTING", &postrouting_rule()));
+        }
+        for hook in HOOKS {
+            lines.push(line("-C", hook, &hook_rule()));
+        }
+    }
+    lines.push(format!("-N {dn}"));
     container_lines(s, ip, prefix_len, &dn, &mut lines);
     lines
 }
 
-/// Install the mappings of one container address.
+/// Whether the shared rules an ADD needs are in place, asked of the kernel
+/// rather than of a listing: iptables-nft keeps its chains in nf_tables,
+/// where one small chain can be dumped alone (over nfnetlink, no process),
+/// while any `-C` in an iptables-nft batch reads every rule of the table.
+/// A hook must jump to its chain; the mark and masquerade chains must not
+/// be empty. `None` when the `nat` table is not in nf_tables
+/// (iptables-legacy, which reads the whole table for any change anyway, so
+/// there the batch asserts them with `-C`).
+fn shared_rules_in_place(s: &Setup, v6: bool) -> Result<Option<bool>> {
+    let family = if v6 { NfFamily::IP6 } else { NfFamily::IP };
+    let rules = |chain: &str| nft::chain_jumps(family, "nat", chain);
+    let jumps_to =
+        |r: &[Vec<String>], target: &str| r.iter().any(|j| j.iter().any(|c| c == target));
+    let Some(prerouting) = rules("PREROUTING")? else {
+        return Ok(None);
+    };
+    let mut ok = jumps_to(&prerouting, DNAT);
+    ok = ok && rules("OUTPUT")?.is_some_and(|r| jumps_to(&r, DNAT));
+    if own_mark_chains(s) {
+        ok = ok && rules("POSTROUTING")?.is_some_and(|r| jumps_to(&r, MASQ));
+        ok = ok && rules(SETMARK)?.is_some_and(|r| !r.is_empty());
+        ok = ok && rules(MASQ)?.is_some_and(|r| !r.is_empty());
+    }
+    Ok(Some(ok))
+}
+
+/// Install the mappings of one container address: without listing the
+/// table when the shared rules are in place, else (and whenever the batch
+/// is refused) from the listing, which writes or repairs them.
 pub fn install(s: &Setup, net: ipnet::IpNet) -> Result<()> {
     // The hairpin source is the container's subnet as the reference
     // writes it (address/prefix of the result, stored as the network).
     let (ip, prefix_len) = (net.addr(), net.prefix_len());
-    iptables::edit_optimistic(
-        ip.is_ipv6(),
-        "nat",
-        &|| format!("unable to setup DNAT for container {}", s.container_id),
-        &optimistic_lines(s, ip, prefix_len),
-        &|saved| install_lines(s, ip, prefix_len, saved),
-    )
+    let what = || format!("unable to setup DNAT for container {}", s.container_id);
+    let plan = |saved: &Saved| install_lines(s, ip, prefix_len, saved);
+    let v6 = ip.is_ipv6();
+    let assert_shared = match shared_rules_in_place(s, v6) {
+        Ok(Some(true)) => false,
+        Ok(Some(false)) => {
+            log::debug!("shared iptables rules incomplete, listing the table");
+            return iptables::edit(v6, "nat", &what, &plan);
+        }
+        Ok(None) => true,
+        Err(e) => {
+            log::debug!("cannot ask nf_tables for the shared rules: {e}");
+            true
+        }
+    };
+    let batch = optimistic_lines(s, ip, prefix_len, assert_shared);
+    iptables::edit_optimistic(v6, "nat", &what, &batch, &plan)
 }
 
 /// Remove a container's DNAT chain (and the legacy SNAT one) of one family.
