@@ -125,8 +125,17 @@ pub fn table_exists(family: NfFamily, table: &str) -> Result<bool> {
             attributes: vec![TableAttribute::Name(table.to_string())],
         }),
     );
-    let mut nl = crate::netlink::Netlink::open_netfilter()?;
-    match nl.request(msg, 0, &what) {
+    answers(&mut crate::netlink::Netlink::open_netfilter()?, msg, &what)
+}
+
+/// Whether the kernel answers `msg`, a GET of one named object, with the
+/// object (true) or with ENOENT (false).
+fn answers(
+    nl: &mut crate::netlink::Netlink<netlink_packet_netfilter::NetfilterMessage>,
+    msg: netlink_packet_netfilter::NetfilterMessage,
+    what: &dyn Fn() -> String,
+) -> Result<bool> {
+    match nl.request(msg, 0, what) {
         Ok(_) => Ok(true),
         Err(e) if e.is(libc::ENOENT) => Ok(false),
         Err(e) => Err(e),
@@ -189,10 +198,8 @@ pub fn chain_jumps(family: NfFamily, table: &str, chain: &str) -> Result<Option<
             ],
         }),
     );
-    match nl.request(get_chain, 0, &what) {
-        Ok(_) => {}
-        Err(e) if e.is(libc::ENOENT) => return Ok(None),
-        Err(e) => return Err(e),
+    if !answers(&mut nl, get_chain, &what)? {
+        return Ok(None);
     }
     let answer = nl.request(msg, NLM_F_DUMP, &what)?;
     let mut rules = Vec::new();
