@@ -166,6 +166,24 @@ fn hook_rule() -> Vec<String> {
     strings(&["-m", "addrtype", "--dst-type", "LOCAL", "-j", DNAT])
 }
 
+/// The shared rules as a listing shows them (the reference's variants of
+/// a rule count), for the listing path and CHECK alike.
+fn has_setmark(saved: &Saved, mark: &str) -> bool {
+    saved
+        .chain_rules(SETMARK)
+        .any(|r| r.value("--set-xmark") == Some(mark))
+}
+
+fn has_masq(saved: &Saved, mark: &str) -> bool {
+    saved
+        .chain_rules(MASQ)
+        .any(|r| r.value("--mark") == Some(mark) && r.target() == Some("MASQUERADE"))
+}
+
+fn jumps_from(saved: &Saved, chain: &str, target: &str) -> bool {
+    saved.chain_rules(chain).any(|r| r.target() == Some(target))
+}
+
 /// Whether the shared SETMARK/MASQ rules are ours to keep.
 fn own_mark_chains(s: &Setup) -> bool {
     s.snat && s.external_set_mark_chain.is_none()
@@ -189,22 +207,13 @@ fn install_lines(s: &Setup, ip: IpAddr, prefix_len: u8, saved: &Saved) -> Vec<St
     if own_mark_chains(s) {
         declare(saved, SETMARK, &mut decl);
         declare(saved, MASQ, &mut decl);
-        if !saved
-            .chain_rules(SETMARK)
-            .any(|r| r.value("--set-xmark") == Some(&s.mark))
-        {
+        if !has_setmark(saved, &s.mark) {
             lines.push(line("-A", SETMARK, &setmark_rule(&s.mark)));
         }
-        if !saved
-            .chain_rules(MASQ)
-            .any(|r| r.value("--mark") == Some(&s.mark) && r.target() == Some("MASQUERADE"))
-        {
+        if !has_masq(saved, &s.mark) {
             lines.push(line("-A", MASQ, &masq_rule(&s.mark)));
         }
-        if !saved
-            .chain_rules("POSTROUTING")
-            .any(|r| r.target() == Some(MASQ))
-        {
+        if !jumps_from(saved, "POSTROUTING", MASQ) {
             let mut first = strings(&["1"]);
             first.extend(postrouting_rule());
             lines.push(line("-I", "POSTROUTING", &first));
@@ -212,7 +221,7 @@ fn install_lines(s: &Setup, ip: IpAddr, prefix_len: u8, saved: &Saved) -> Vec<St
     }
     declare(saved, DNAT, &mut decl);
     for hook in HOOKS {
-        if !saved.chain_rules(hook).any(|r| r.target() == Some(DNAT)) {
+        if !jumps_from(saved, hook, DNAT) {
             lines.push(line("-A", hook, &hook_rule()));
         }
     }
@@ -387,33 +396,24 @@ pub fn check(s: &Setup, ip: IpAddr) -> cni::Result<()> {
             )));
         }
     }
-    if !saved
-        .chain_rules(DNAT)
-        .any(|r| r.target() == Some(dn.as_str()))
-    {
+    if !jumps_from(&saved, DNAT, &dn) {
         return Err(cni::Error::plugin(format!(
             "could not check {family} dnat: no rule in {DNAT} jumps to {dn}"
         )));
     }
-    // The shared rules an ADD without listing does not assert.
+    // The shared rules every mapping depends on.
     for hook in HOOKS {
-        if !saved.chain_rules(hook).any(|r| r.target() == Some(DNAT)) {
+        if !jumps_from(&saved, hook, DNAT) {
             return Err(cni::Error::plugin(format!(
                 "could not check {family} dnat: no rule in {hook} jumps to {DNAT}"
             )));
         }
     }
     if own_mark_chains(s) {
-        let marks = saved
-            .chain_rules(SETMARK)
-            .any(|r| r.value("--set-xmark") == Some(&s.mark));
-        let masq = saved
-            .chain_rules(MASQ)
-            .any(|r| r.value("--mark") == Some(&s.mark) && r.target() == Some("MASQUERADE"));
-        let jump = saved
-            .chain_rules("POSTROUTING")
-            .any(|r| r.target() == Some(MASQ));
-        if !(marks && masq && jump) {
+        let complete = has_setmark(&saved, &s.mark)
+            && has_masq(&saved, &s.mark)
+            && jumps_from(&saved, "POSTROUTING", MASQ);
+        if !complete {
             return Err(cni::Error::plugin(format!(
                 "could not check {family} dnat: the hairpin masquerade rules \
                  ({SETMARK}, {MASQ} and its jump from POSTROUTING) are incomplete"
