@@ -14,11 +14,12 @@ mod common;
 
 use cni_tests::{
     host_local_ipam, merge, our_plugin, reference_plugin, require_our_host_local, result_ip,
-    with_prev, PluginEnv, TestNetns,
+    with_prev, PluginEnv, TempDir, TestNetns,
 };
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
 use std::time::Duration;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(3);
@@ -822,4 +823,81 @@ fn iptables_add_without_listing_falls_back_whole() {
     }
     assert!(!e.nat(false).contains("CNI-DN-"), "{}", e.nat(false));
     assert!(!e.nat(true).contains("CNI-DN-"), "{}", e.nat(true));
+}
+
+/// With iptables-legacy there is no nf_tables chain to ask, so the
+/// listing-free ADD asserts the shared rules with `-C` in its batch: the
+/// second container's ADD lists nothing; with a hook gone that batch is
+/// refused, changing nothing, and the listing repairs. DEL removes all.
+#[test]
+fn iptables_legacy_add_asserts_the_shared_rules_in_its_batch() {
+    let e = Env::new("pm-leg", 31);
+    // The iptables tools a runtime finds first on PATH: the legacy ones.
+    let tools = TempDir::new("pm-leg-tools");
+    for t in [
+        "iptables",
+        "iptables-save",
+        "iptables-restore",
+        "ip6tables",
+        "ip6tables-save",
+        "ip6tables-restore",
+    ] {
+        let legacy = format!("/usr/sbin/{}", t.replacen("tables", "tables-legacy", 1));
+        assert!(Path::new(&legacy).exists(), "{legacy} missing");
+        std::os::unix::fs::symlink(&legacy, tools.path().join(t)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        tools.path_str(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // A portmap call with the legacy tools; whether it listed the table.
+    let call = |verb: &str, ctr: &TestNetns, id: &str, pm: &Value| {
+        let mut cmd = e
+            .env
+            .call("portmap", verb, pm)
+            .container(id)
+            .netns(&ctr.path_str())
+            .command();
+        cmd.env("CNI_LOG_LEVEL", "debug").env("PATH", &path);
+        let out = e.env.host.run(cmd, Some(pm.to_string().as_bytes())).ok();
+        out.stderr.contains("listing the table")
+    };
+    let nat = || {
+        e.env
+            .host
+            .exec(&["iptables-legacy-save", "-t", "nat"])
+            .ok()
+            .stdout
+    };
+    let hook = "-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT";
+    let tags: [&'static str; 3] = ["l0", "l1", "l2"];
+    let ctrs: Vec<TestNetns> = tags.iter().map(|_| TestNetns::new("pm-leg-c")).collect();
+    let mut attached = Vec::new();
+    for (i, (ctr, tag)) in ctrs.iter().zip(tags).enumerate() {
+        serve(ctr, 80, tag);
+        let br = e.env.add(ctr, tag, &e.bridge_conf()).ok().json();
+        let maps = json!([{"hostPort": 9100 + i, "containerPort": 80, "protocol": "tcp"}]);
+        let pm = e.portmap_conf(json!({"backend": "iptables"}), maps, &br);
+        if i == 2 {
+            let mut del_hook = vec!["iptables-legacy", "-t", "nat", "-D"];
+            del_hook.extend(hook.split(' ').skip(1));
+            e.env.host.exec(&del_hook).ok();
+        }
+        assert_eq!(call("ADD", ctr, tag, &pm), i != 1, "{tag}: which ADD lists");
+        let rules = nat();
+        assert_eq!(rules.lines().filter(|l| *l == hook).count(), 1, "{rules}");
+        attached.push((br, pm));
+    }
+    for (i, tag) in tags.iter().enumerate() {
+        let to = format!("{}:{}", e.host4, 9100 + i);
+        assert_eq!(tcp_get(&e.client, &to).as_deref(), Some(*tag), "{to}");
+    }
+    for ((br, pm), (ctr, tag)) in attached.iter().zip(ctrs.iter().zip(tags)) {
+        call("DEL", ctr, tag, pm);
+        e.env
+            .verb("DEL", Some(ctr), tag, &with_prev(&e.bridge_conf(), br))
+            .ok();
+    }
+    assert!(!nat().contains("CNI-DN-"), "{}", nat());
 }
