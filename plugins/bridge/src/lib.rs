@@ -327,13 +327,18 @@ impl Plugin for Bridge {
         // Host side: the bridge and a port for this container.
         let vlans = conf.vlans()?;
         let br = ensure_bridge(&mut host, &conf, &vlans, &mut undo)?;
-        // The host end is created enslaved to the bridge and up.
+        // The host end is created enslaved to the bridge, and down: it
+        // comes up right after the container end (below), so neither end
+        // is ever up without a carrier while this ADD asks the kernel
+        // about it. (A link that is up without a carrier makes the
+        // kernel's next GETLINK of it deactivate its queues, an expedited
+        // RCU grace period under RTNL: about a millisecond each time.)
         let pair = PairSpec {
             ifname: &req.ifname,
             mtu: conf.mtu,
             mac,
             master: Some(br.index),
-            host_up: true,
+            host_up: false,
         };
         let (host_if, cont_if) =
             container::create_veth_pair(&mut host, &ns, &mut cnl, pair, &mut undo)?;
@@ -365,6 +370,9 @@ impl Plugin for Bridge {
         }
         if !conf.disable_container_interface {
             cnl.set_up(cont_if.index)?;
+        }
+        host.set_up(host_if.index)?;
+        if !conf.disable_container_interface {
             host.wait_oper_up(host_if.index, PORT_UP_TIMEOUT)
                 .map_err(|e| Error::plugin(format!("bridge port in error state: {e}")))?;
         }
