@@ -46,7 +46,7 @@ const PTP_STEPS: &[&str] = &[
 const HOST_LOCAL_STEPS: &[&str] = &[
     "host-local:staging-created",
     "host-local:reserved",
-    "host-local:file-truncated",
+    "host-local:file-overwritten",
     "host-local:cursors-written",
 ];
 
@@ -188,7 +188,7 @@ fn ptp_killed_at_every_step_of_add() {
 
 /// host-local killed in the middle of writing: the staging file created
 /// but empty, a reservation linked but the cursor not written, any other
-/// file truncated but not written, the cursors written but the staging
+/// file rewritten but its old tail not cut, the cursors written but the staging
 /// file and the index not yet tidied. Once running in-process (a link to
 /// the suite's executable) and once exec'd (a copy): the step must be
 /// announced by the plugin's own process and by a child respectively.

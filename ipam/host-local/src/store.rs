@@ -160,16 +160,25 @@ pub(crate) fn read_at(dir: BorrowedFd<'_>, name: &str) -> nix::Result<Vec<u8>> {
 }
 
 /// Replace the content of `name` in `dir` (created 0600 if absent).
+///
+/// Written over the old content and cut to length, never truncated to
+/// zero first: truncating a file whose data has reached the disk frees its
+/// block, and where the filesystem is mounted with `discard` (cloud images
+/// often are; ext4 without a journal then discards on the spot) that waits
+/// for the device, milliseconds inside every ADD. Overwritten, the file
+/// keeps its block. Everything here runs under the network's lock, so no
+/// reader sees the file between the write and the cut.
 pub(crate) fn write_at(dir: BorrowedFd<'_>, name: &str, data: &[u8]) -> nix::Result<()> {
-    let mut f = open_at(
-        dir,
-        name,
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC,
-        0o600,
-    )?;
-    // Truncated, not yet written: what a kill mid-write leaves.
-    cni::fault::point("host-local:file-truncated");
-    f.write_all(data).map_err(io_errno)
+    use std::os::unix::fs::FileExt;
+    let f = open_at(dir, name, OFlag::O_WRONLY | OFlag::O_CREAT, 0o600)?;
+    f.write_all_at(data, 0).map_err(io_errno)?;
+    // Written, the old tail not yet cut: what a kill mid-write leaves.
+    cni::fault::point("host-local:file-overwritten");
+    let len = data.len() as u64;
+    if f.metadata().map_err(io_errno)?.len() > len {
+        f.set_len(len).map_err(io_errno)?;
+    }
+    Ok(())
 }
 
 /// Remove the entry `name` of `dir` (a link is removed, never its target);
@@ -584,6 +593,26 @@ mod tests {
         ));
         let _ignored = fs::remove_dir_all(&p);
         p
+    }
+
+    /// A file is rewritten in place: same inode (its block is never freed
+    /// and discarded), and a shorter content leaves none of the old tail.
+    #[test]
+    fn rewrite_keeps_the_file_and_cuts_the_old_tail() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tmp("rewrite");
+        fs::create_dir_all(&d).unwrap();
+        let dir = File::open(&d).unwrap();
+        write_at(dir.as_fd(), "cursor", b"10.1.0.10").unwrap();
+        let ino = fs::metadata(d.join("cursor")).unwrap().ino();
+        write_at(dir.as_fd(), "cursor", b"10.1.0.9").unwrap();
+        assert_eq!(fs::read(d.join("cursor")).unwrap(), b"10.1.0.9");
+        assert_eq!(fs::metadata(d.join("cursor")).unwrap().ino(), ino);
+        write_at(dir.as_fd(), "cursor", b"10.1.0.200").unwrap();
+        assert_eq!(fs::read(d.join("cursor")).unwrap(), b"10.1.0.200");
+        let mode = fs::metadata(d.join("cursor")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

@@ -19,8 +19,8 @@
 //!   - ptp: `ipam-started`, `veth-created`, `ipam-done`, `addresses-set`,
 //!     `host-routes-set`, `masquerade-added`, `done`;
 //!   - host-local: `staging-created` (empty staging file), `reserved`
-//!     (a reservation linked into place), `file-truncated` (any other file
-//!     of the store or index truncated, not yet written), `cursors-written`;
+//!     (a reservation linked into place), `file-overwritten` (any other file
+//!     of the store or index rewritten in place, its old tail not yet cut), `cursors-written`;
 //!   - libcni: `cache-written` (temporary cache file complete, not yet
 //!     renamed into place).
 //! - `CNI_TEST_STATS=<file>`: when a plugin process ends, append one line
