@@ -62,8 +62,9 @@ def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser()
     ap.add_argument("--cycles", type=int, default=30)
-    triple = subprocess.run(["rustc", "-vV"], capture_output=True, text=True).stdout
-    triple = next((l.split()[1] for l in triple.splitlines() if l.startswith("host:")), "")
+    # The release build's target, as the Makefile picks it (musl where it can).
+    triple = subprocess.run(["make", "-s", "-C", root, "release-triple"], capture_output=True,
+                            text=True).stdout.strip()
     ap.add_argument("--ours", default=os.path.join(root, "target", triple, "release", "cni-bin"))
     ap.add_argument("--reference", default="/usr/lib/cni")
     args = ap.parse_args()

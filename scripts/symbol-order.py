@@ -33,9 +33,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "plugins", "suite", "symbol-order.txt")
 
 
+def make_says(what):
+    """What `make release-triple` or `make release-flags` prints."""
+    return subprocess.run(["make", "-s", "-C", ROOT, what], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
 def triple():
-    out = subprocess.run(["rustc", "-vV"], capture_output=True, text=True, check=True).stdout
-    return next(l.split()[1] for l in out.splitlines() if l.startswith("host:"))
+    return make_says("release-triple")
 
 
 def build():
@@ -43,8 +48,7 @@ def build():
     Makefile), before the Makefile strips it, in a target directory of its
     own: the same symbol names as the build that ships."""
     target = os.path.join(ROOT, "target", "symbol-order")
-    flags = subprocess.run(["make", "-s", "-C", ROOT, "release-flags"], capture_output=True,
-                           text=True, check=True).stdout.strip()
+    flags = make_says("release-flags")
     env = dict(os.environ, CARGO_TARGET_DIR=target, RUSTFLAGS=flags)
     subprocess.run(["cargo", "build", "--release", "--target", triple(), "--workspace", "--bins"],
                    cwd=ROOT, env=env, check=True)
@@ -94,11 +98,18 @@ STRING_FAMILIES = set(
 
 
 # Run at start-up and exit by the C runtime, out of valgrind's sight (it
-# loads the program itself); found with `perf record -e page-faults -d`.
+# loads the program itself); found with `perf record -e page-faults -d`:
+# glibc's, then musl's (static-pie: rcrt1's self-relocation, then libc's
+# start). Names the build does not have are skipped by the linker.
 RUNTIME = ["frame_dummy", "register_tm_clones", "deregister_tm_clones",
            "__do_global_dtors_aux", "free_mem", "freeres", "_dl_new_object",
            "_dl_setup_hash", "_dl_relocate_static_pie", "_dl_non_dynamic_init",
-           "__libc_init_secure", "__libc_setup_tls", "_dl_aux_init"]
+           "__libc_init_secure", "__libc_setup_tls", "_dl_aux_init",
+           "_start", "_start_c", "_dlstart_c", "__dls2", "__libc_start_main",
+           "libc_start_main_stage2", "__init_libc", "__init_tls", "static_init_tls",
+           "__copy_tls", "__init_tp", "__set_thread_area", "__init_ssp",
+           "__libc_start_init", "_init", "exit", "__libc_exit_fini", "_fini",
+           "__funcs_on_exit", "__stdio_exit", "_Exit"]
 
 
 def string_variants(syms):
