@@ -4,10 +4,12 @@
 Everything runs inside a throwaway "host" namespace; nothing touches this
 machine's own interfaces. Ours and the reference run interleaved so both see
 the same machine state, each cycle in a fresh container namespace made just
-before its ADD and removed after its DEL, as a runtime does. The parallel
-rounds wait for the removal of the previous round's 64 namespaces (the
-kernel tears them down in the background, RTNL held at times) before the
-next round is timed.
+before its ADD and removed after its DEL, as a runtime does. The kernel
+tears a removed namespace down in the background, holding RTNL at times,
+which any plugin's next call then waits for: so each removal is given
+`--settle` seconds (default 0.05) before the next call is timed, and the
+parallel rounds wait for the removal of the previous round's 64
+namespaces. Both implementations run under the same conditions.
 
 Measured, in one run:
 - ADD, CHECK and DEL, IPv4-only and dual-stack (IPv4 + IPv6): median, p95,
@@ -25,7 +27,7 @@ Measured, in one run:
 Then one table with every figure, its target and whether it holds.
 
 usage: sudo python3 bench/bridge.py [--cycles N] [--parallel N] [--rounds N]
-                                    [--ours DIR] [--reference DIR]
+                                    [--settle SECONDS] [--ours DIR] [--reference DIR]
 --ours is a directory laid out as an install (plugin names linked to our
 executable): `make links` makes target/<triple>/release/cni-bin.
 """
@@ -79,6 +81,8 @@ def main():
     ap.add_argument("--cycles", type=int, default=100)
     ap.add_argument("--parallel", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--settle", type=float, default=0.05,
+                    help="seconds after removing a namespace before the next timed call")
     # The release build's target, as the Makefile picks it (musl where it can).
     triple = subprocess.run(["make", "-s", "-C", root, "release-triple"], capture_output=True,
                             text=True).stdout.strip()
@@ -166,6 +170,7 @@ def main():
             ip("link", "del", "vfloor")
             t_del = time.perf_counter() - start
             netns_del(ctr)
+            time.sleep(args.settle)
             return t_add, t_del
 
         seq = {}
@@ -188,6 +193,7 @@ def main():
                     t_check, _ = run_timed([binary], env(impl, "CHECK", ctr), check)
                     t_del, _ = run_timed([binary], env(impl, "DEL", ctr), data)
                     netns_del(ctr)
+                    time.sleep(args.settle)
                     if i > 0:  # cycle 0 warms up: bridge creation, page cache
                         times[name]["add"].append(t_add)
                         times[name]["check"].append(t_check)
