@@ -174,6 +174,63 @@ fn sysctls_are_per_namespace() {
 /// `nft::chain_jumps` reads one chain's rules from the kernel: the chains
 /// iptables-nft's `-j CHAIN` rules jump to, nothing for a verdict without
 /// a chain, `None` for a chain or table nf_tables does not hold.
+/// `chain_rules` reads each rule's handle and comment from the kernel, as
+/// `nft -a` shows them, and `remove_commented` deletes exactly the rules
+/// with one comment, in the chains named, and nothing when none has it.
+#[test]
+fn chain_rules_and_remove_commented_follow_the_comments() {
+    use cni_kernel::nft::{chain_rules, remove_commented, NfFamily};
+    let ns = TestNetns::new("k-nftcmt");
+    let rules = |chain: &str| {
+        ns.ns()
+            .run(|| chain_rules(NfFamily::IP, "cmt", chain))
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(rules("a"), None, "no table yet");
+    ns.exec(&["nft", "add table ip cmt"]).ok();
+    ns.exec(&["nft", "add chain ip cmt a"]).ok();
+    ns.exec(&["nft", "add chain ip cmt b"]).ok();
+    for (chain, comment) in [("a", "c1"), ("a", "c2"), ("b", "c1"), ("a", "")] {
+        let rule = if comment.is_empty() {
+            format!("add rule ip cmt {chain} tcp dport 80 accept")
+        } else {
+            format!("add rule ip cmt {chain} tcp dport 80 accept comment \"{comment}\"")
+        };
+        ns.exec(&["nft", &rule]).ok();
+    }
+    let a = rules("a").expect("chain a");
+    let comments: Vec<Option<&str>> = a.iter().map(|(_, c)| c.as_deref()).collect();
+    assert_eq!(comments, [Some("c1"), Some("c2"), None]);
+    // The handles are the ones nft shows.
+    let listed = ns
+        .exec(&["nft", "-a", "list", "chain", "ip", "cmt", "a"])
+        .ok()
+        .stdout;
+    for (h, _) in &a {
+        assert!(
+            listed.contains(&format!("# handle {h}")),
+            "{h} not in {listed}"
+        );
+    }
+    let what = || "test".to_string();
+    let removed = ns
+        .ns()
+        .run(|| remove_commented(NfFamily::IP, "cmt", &["a", "b", "none"], "c1", &what))
+        .unwrap()
+        .unwrap();
+    assert_eq!(removed, 2);
+    let left: Vec<Option<String>> = rules("a").unwrap().into_iter().map(|(_, c)| c).collect();
+    assert_eq!(left, [Some("c2".to_string()), None]);
+    assert_eq!(rules("b"), Some(vec![]));
+    let again = ns
+        .ns()
+        .run(|| remove_commented(NfFamily::IP, "cmt", &["a", "b"], "c1", &what))
+        .unwrap()
+        .unwrap();
+    assert_eq!(again, 0);
+}
+
 #[test]
 fn chain_jumps_reads_one_chain_from_nf_tables() {
     use cni_kernel::nft::{chain_jumps, NfFamily};

@@ -67,17 +67,25 @@ impl Netlink<NetfilterMessage> {
     /// An nfnetlink (`NETLINK_NETFILTER`) socket in the caller's namespace,
     /// for conntrack (`conntrack.rs`).
     pub fn open_netfilter() -> Result<Netlink<NetfilterMessage>> {
-        Ok(Netlink {
-            socket: open_socket(NETLINK_NETFILTER)?,
-            seq: 0,
-            messages: PhantomData,
-        })
+        Netlink::open_netfilter_as()
     }
 
     /// An nfnetlink socket inside `ns` (see [`Netlink::open_in`]).
     pub fn open_netfilter_in(ns: &Netns) -> Result<Netlink<NetfilterMessage>> {
         ns.run(Netlink::open_netfilter)?
             .map_err(|e| e.context(format!("in network namespace {}", ns.path().display())))
+    }
+}
+
+impl<M> Netlink<M> {
+    /// An nfnetlink socket in the caller's namespace whose messages are
+    /// read as `M` (`nft.rs` reads big rule dumps as raw bytes).
+    pub(crate) fn open_netfilter_as() -> Result<Netlink<M>> {
+        Ok(Netlink {
+            socket: open_socket(NETLINK_NETFILTER)?,
+            seq: 0,
+            messages: PhantomData,
+        })
     }
 }
 

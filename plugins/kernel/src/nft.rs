@@ -130,11 +130,17 @@ pub fn table_exists(family: NfFamily, table: &str) -> Result<bool> {
 
 /// Whether the kernel answers `msg`, a GET of one named object, with the
 /// object (true) or with ENOENT (false).
-fn answers(
-    nl: &mut crate::netlink::Netlink<netlink_packet_netfilter::NetfilterMessage>,
-    msg: netlink_packet_netfilter::NetfilterMessage,
+fn answers<M>(
+    nl: &mut crate::netlink::Netlink<M>,
+    msg: M,
     what: &dyn Fn() -> String,
-) -> Result<bool> {
+) -> Result<bool>
+where
+    M: netlink_packet_core::NetlinkSerializable
+        + netlink_packet_core::NetlinkDeserializable
+        + Clone
+        + std::fmt::Debug,
+{
     match nl.request(msg, 0, what) {
         Ok(_) => Ok(true),
         Err(e) if e.is(libc::ENOENT) => Ok(false),
@@ -169,10 +175,197 @@ fn nf_message(
 /// What iptables-nft writes reads the same way: its `-j CHAIN` is an
 /// nf_tables jump verdict.
 pub fn chain_jumps(family: NfFamily, table: &str, chain: &str) -> Result<Option<Vec<Vec<String>>>> {
+    use netlink_packet_netfilter::nftables::{
+        DataAttribute, ExpressionAttribute, Expressions, Immediate, ListAttribute, RuleAttribute,
+        VerdictAttribute,
+    };
+    let Some(rules) = dump_chain(family, table, chain)? else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    for attrs in rules {
+        let mut jumps = Vec::new();
+        for attr in attrs {
+            let RuleAttribute::Expressions(list) = attr else {
+                continue;
+            };
+            for item in list {
+                let ListAttribute::Element(expr) = item else {
+                    continue;
+                };
+                for e in expr {
+                    let ExpressionAttribute::Data(Expressions::Immediate(imm)) = e else {
+                        continue;
+                    };
+                    for i in imm {
+                        let Immediate::Data(DataAttribute::Verdict(v)) = i else {
+                            continue;
+                        };
+                        jumps.extend(v.into_iter().filter_map(|a| match a {
+                            VerdictAttribute::Chain(c) => Some(c),
+                            _ => None,
+                        }));
+                    }
+                }
+            }
+        }
+        out.push(jumps);
+    }
+    Ok(Some(out))
+}
+
+/// A rule's handle and its comment, if it has one.
+pub type RuleTag = (u64, Option<String>);
+
+/// The handle and comment of every rule of chain `chain` of `family`'s
+/// `table`, in order, read from the kernel: one nfnetlink dump of that
+/// chain, no process, whatever the size of the rest of the table. `None`
+/// when the table or chain does not exist. The answers are read as bytes
+/// for just those two attributes: netlink-packet-netfilter's parse of a
+/// rule's expressions formats every buffer it meets (for error context)
+/// before it knows of any error, which made a dump of a few hundred rules
+/// take half a second.
+pub fn chain_rules(family: NfFamily, table: &str, chain: &str) -> Result<Option<Vec<RuleTag>>> {
     use netlink_packet_core::NLM_F_DUMP;
     use netlink_packet_netfilter::nftables::{
-        ChainAttribute, ChainMessage, DataAttribute, ExpressionAttribute, Expressions, Immediate,
-        ListAttribute, NfTablesMessage, RuleAttribute, RuleMessage, VerdictAttribute,
+        ChainAttribute, ChainMessage, NfTablesMessage, RuleAttribute, RuleMessage,
+    };
+    let fam = family_name(family);
+    let what = || format!("list the rules of nftables chain {fam} {table} {chain}");
+    let mut nl = crate::netlink::Netlink::<RawNf>::open_netfilter_as()?;
+    // A dump filtered by table and chain names answers nothing, not
+    // ENOENT, for one that does not exist: ask for the chain first.
+    let get_chain = RawNf::from(nf_message(
+        family,
+        NfTablesMessage::GetChain(ChainMessage {
+            attributes: vec![
+                ChainAttribute::Table(table.to_string()),
+                ChainAttribute::Name(chain.to_string()),
+            ],
+        }),
+    ));
+    if !answers(&mut nl, get_chain, &what)? {
+        return Ok(None);
+    }
+    let get_rules = RawNf::from(nf_message(
+        family,
+        NfTablesMessage::GetRule(RuleMessage {
+            attributes: vec![
+                RuleAttribute::Table(table.to_string()),
+                RuleAttribute::Chain(chain.to_string()),
+            ],
+        }),
+    ));
+    let mut out = Vec::new();
+    for m in nl.request(get_rules, NLM_F_DUMP, &what)? {
+        if m.message_type == NFT_NEWRULE {
+            if let Some(rule) = rule_handle_and_comment(&m.payload) {
+                out.push(rule);
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// `NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWRULE`: a rule in a dump.
+const NFT_NEWRULE: u16 = (10 << 8) | 6;
+
+/// An nfnetlink message as bytes (its payload after the netlink header):
+/// for answers read for a few attributes only.
+#[derive(Debug, Clone)]
+struct RawNf {
+    message_type: u16,
+    payload: Vec<u8>,
+}
+
+impl From<netlink_packet_netfilter::NetfilterMessage> for RawNf {
+    fn from(m: netlink_packet_netfilter::NetfilterMessage) -> RawNf {
+        use netlink_packet_core::NetlinkSerializable;
+        let mut payload = vec![0u8; m.buffer_len()];
+        m.serialize(&mut payload);
+        RawNf {
+            message_type: m.message_type(),
+            payload,
+        }
+    }
+}
+
+impl netlink_packet_core::NetlinkSerializable for RawNf {
+    fn message_type(&self) -> u16 {
+        self.message_type
+    }
+    fn buffer_len(&self) -> usize {
+        self.payload.len()
+    }
+    fn serialize(&self, buffer: &mut [u8]) {
+        buffer.copy_from_slice(&self.payload);
+    }
+}
+
+impl netlink_packet_core::NetlinkDeserializable for RawNf {
+    type Error = std::convert::Infallible;
+    fn deserialize(
+        header: &netlink_packet_core::NetlinkHeader,
+        payload: &[u8],
+    ) -> std::result::Result<RawNf, Self::Error> {
+        Ok(RawNf {
+            message_type: header.message_type,
+            payload: payload.to_vec(),
+        })
+    }
+}
+
+/// `NFTA_RULE_HANDLE` (a big-endian u64) and the comment in
+/// `NFTA_RULE_USERDATA` of a rule message's payload: the 4-byte nfgenmsg,
+/// then attributes (length u16, type u16, value padded to 4 bytes).
+fn rule_handle_and_comment(payload: &[u8]) -> Option<RuleTag> {
+    const NFTA_RULE_HANDLE: u16 = 3;
+    const NFTA_RULE_USERDATA: u16 = 7;
+    const NLA_TYPE_MASK: u16 = 0x3fff;
+    let mut rest = payload.get(4..)?;
+    let (mut handle, mut comment) = (None, None);
+    while rest.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([rest[0], rest[1]]));
+        let kind = u16::from_ne_bytes([rest[2], rest[3]]) & NLA_TYPE_MASK;
+        let value = rest.get(4..len)?;
+        match kind {
+            NFTA_RULE_HANDLE => handle = Some(u64::from_be_bytes(value.try_into().ok()?)),
+            NFTA_RULE_USERDATA => comment = udata_comment(value),
+            _ => {}
+        }
+        rest = rest.get((len + 3) & !3..).unwrap_or_default();
+    }
+    Some((handle?, comment))
+}
+
+/// The comment in a rule's user data, as nft stores it: type-length-value
+/// items (one byte each for type and length), the comment being type 0
+/// (`NFTNL_UDATA_RULE_COMMENT`), a string ended by a NUL.
+fn udata_comment(data: &[u8]) -> Option<String> {
+    const COMMENT: u8 = 0;
+    let mut rest = data;
+    while let [kind, len, tail @ ..] = rest {
+        let len = usize::from(*len);
+        let value = tail.get(..len)?;
+        if *kind == COMMENT {
+            let text = value.split(|b| *b == 0).next().unwrap_or_default();
+            return String::from_utf8(text.to_vec()).ok();
+        }
+        rest = &tail[len..];
+    }
+    None
+}
+
+/// The attributes of every rule of one chain: a GETRULE dump filtered by
+/// table and chain name. `None` when the table or chain does not exist.
+fn dump_chain(
+    family: NfFamily,
+    table: &str,
+    chain: &str,
+) -> Result<Option<Vec<Vec<netlink_packet_netfilter::nftables::RuleAttribute>>>> {
+    use netlink_packet_core::NLM_F_DUMP;
+    use netlink_packet_netfilter::nftables::{
+        ChainAttribute, ChainMessage, NfTablesMessage, RuleAttribute, RuleMessage,
     };
     use netlink_packet_netfilter::NetfilterMessageInner;
     let fam = family_name(family);
@@ -202,39 +395,68 @@ pub fn chain_jumps(family: NfFamily, table: &str, chain: &str) -> Result<Option<
         return Ok(None);
     }
     let answer = nl.request(msg, NLM_F_DUMP, &what)?;
-    let mut rules = Vec::new();
-    for m in answer {
-        let NetfilterMessageInner::NfTables(NfTablesMessage::NewRule(rule)) = m.inner else {
-            continue;
-        };
-        let mut jumps = Vec::new();
-        for attr in rule.attributes {
-            let RuleAttribute::Expressions(list) = attr else {
-                continue;
-            };
-            for item in list {
-                let ListAttribute::Element(expr) = item else {
-                    continue;
-                };
-                for e in expr {
-                    let ExpressionAttribute::Data(Expressions::Immediate(imm)) = e else {
-                        continue;
-                    };
-                    for i in imm {
-                        let Immediate::Data(DataAttribute::Verdict(v)) = i else {
-                            continue;
-                        };
-                        jumps.extend(v.into_iter().filter_map(|a| match a {
-                            VerdictAttribute::Chain(c) => Some(c),
-                            _ => None,
-                        }));
-                    }
+    Ok(Some(
+        answer
+            .into_iter()
+            .filter_map(|m| match m.inner {
+                NetfilterMessageInner::NfTables(NfTablesMessage::NewRule(rule)) => {
+                    Some(rule.attributes)
                 }
+                _ => None,
+            })
+            .collect(),
+    ))
+}
+
+/// Delete, in one transaction, every rule of `chains` (of `family`'s
+/// `table`) whose comment is `comment`; how many. The rules are found by
+/// [`chain_rules`], so the cost follows those chains, not the table, and
+/// no `nft` process runs when there is nothing to delete. A transaction
+/// refused because the chains changed in between (a handle gone) is
+/// retried from a fresh read, as [`remove`] does.
+pub fn remove_commented(
+    family: NfFamily,
+    table: &str,
+    chains: &[&str],
+    comment: &str,
+    what: &dyn Fn() -> String,
+) -> Result<usize> {
+    let mut last = None;
+    for _ in 0..5 {
+        let mut batch = Batch::new();
+        let mut picked = 0;
+        for chain in chains {
+            for (handle, c) in chain_rules(family, table, chain)?.unwrap_or_default() {
+                if c.as_deref() != Some(comment) {
+                    continue;
+                }
+                let handle = u32::try_from(handle).map_err(|_| {
+                    Error::protocol(what(), format!("rule handle {handle} out of nft's range"))
+                })?;
+                batch.add_cmd(
+                    Listed {
+                        family,
+                        table: table.to_string(),
+                        chain: chain.to_string(),
+                        handle,
+                        comment: None,
+                        expr: Value::Null,
+                    }
+                    .delete(),
+                );
+                picked += 1;
             }
         }
-        rules.push(jumps);
+        if picked == 0 {
+            return Ok(0);
+        }
+        match apply(batch, what) {
+            Ok(()) => return Ok(picked),
+            Err(e) if e.is_no_tool() => return Err(e),
+            Err(e) => last = Some(e),
+        }
     }
-    Ok(Some(rules))
+    Err(last.unwrap_or_else(|| Error::protocol(what(), "gave up after 5 attempts")))
 }
 
 /// Whether `nft` runs and lists `family`'s tables (`nft -j list tables
@@ -520,6 +742,48 @@ pub fn hash_hex(s: &str, len: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rule_handle_and_comment_are_read_from_the_raw_message() {
+        let nla = |kind: u16, value: &[u8]| {
+            let mut v = ((4 + value.len()) as u16).to_ne_bytes().to_vec();
+            v.extend(kind.to_ne_bytes());
+            v.extend(value);
+            v.resize((v.len() + 3) & !3, 0);
+            v
+        };
+        let mut payload = vec![2, 0, 0, 0]; // nfgenmsg: AF_INET
+        payload.extend(nla(1, b"cni_hostport\0"));
+        payload.extend(nla(3, &42u64.to_be_bytes()));
+        payload.extend(nla(0x8000 | 4, &[0; 8])); // nested expressions, skipped
+        payload.extend(nla(7, &[0, 3, b'c', b'1', 0]));
+        assert_eq!(
+            rule_handle_and_comment(&payload),
+            Some((42, Some("c1".to_string())))
+        );
+        // No user data: no comment; no handle: not a rule we can delete.
+        let mut bare = vec![2, 0, 0, 0];
+        bare.extend(nla(3, &7u64.to_be_bytes()));
+        assert_eq!(rule_handle_and_comment(&bare), Some((7, None)));
+        assert_eq!(rule_handle_and_comment(&[2, 0, 0, 0]), None);
+        // A length running past the message: nothing, no panic.
+        assert_eq!(rule_handle_and_comment(&[2, 0, 0, 0, 200, 0, 3, 0]), None);
+    }
+
+    #[test]
+    fn rule_comment_is_read_from_nft_user_data() {
+        // What nft 1.0 writes for `comment "c1"`: type 0, length 3, "c1\0".
+        assert_eq!(udata_comment(&[0, 3, b'c', b'1', 0]).as_deref(), Some("c1"));
+        // Another item first (type 1, two bytes), then the comment.
+        assert_eq!(
+            udata_comment(&[1, 2, 9, 9, 0, 4, b'a', b'b', b'c', 0]).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(udata_comment(&[1, 2, 9, 9]), None);
+        assert_eq!(udata_comment(&[]), None);
+        // A length running past the data: no comment, no panic.
+        assert_eq!(udata_comment(&[0, 9, b'x']), None);
+    }
 
     #[test]
     fn hashes_match_the_reference() {

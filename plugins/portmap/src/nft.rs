@@ -12,7 +12,8 @@
 //!   with the container ID.
 //!
 //! Both families' rules of one ADD are one transaction. DEL deletes, by
-//! handle, every rule whose comment is the container ID.
+//! handle, every rule of the rule chains whose comment is the container ID
+//! (found with one nfnetlink dump per chain, not by listing the table).
 
 use crate::Setup;
 use cni_kernel::nft::{self, x, Batch, NfFamily};
@@ -223,16 +224,12 @@ pub fn remove(container_id: &str) -> Result<()> {
         if !nft::table_exists(family(v6).0, TABLE)? {
             continue;
         }
-        nft::remove(
-            family(v6).0,
-            TABLE,
-            &|r| {
-                RULE_CHAINS.contains(&r.chain.as_str())
-                    && r.comment.as_deref() == Some(container_id)
-            },
-            &|_| false,
-            &|| format!("remove nftables port mappings of container {container_id}"),
-        )?;
+        // Found by dumping just the rule chains over nfnetlink, not by
+        // listing the table: a DEL then costs the same with 200 containers
+        // mapped as with one.
+        nft::remove_commented(family(v6).0, TABLE, &RULE_CHAINS, container_id, &|| {
+            format!("remove nftables port mappings of container {container_id}")
+        })?;
     }
     Ok(())
 }
