@@ -174,6 +174,40 @@ fn sysctls_are_per_namespace() {
 /// `nft::chain_jumps` reads one chain's rules from the kernel: the chains
 /// iptables-nft's `-j CHAIN` rules jump to, nothing for a verdict without
 /// a chain, `None` for a chain or table nf_tables does not hold.
+/// `chains_absent` answers from the kernel without iptables: true only
+/// when the legacy nat table is not there and nf_tables has none of the
+/// chains; a legacy nat table always sends the caller to the tools.
+#[test]
+fn chains_absent_asks_the_kernel_and_defers_to_legacy() {
+    use cni_kernel::iptables::chains_absent;
+    let ns = TestNetns::new("k-chabs");
+    let absent = |v6: bool, chains: &[&str]| {
+        ns.ns()
+            .run(|| chains_absent(v6, "nat", chains))
+            .unwrap()
+            .unwrap()
+    };
+    assert!(absent(false, &["CNI-DN-k1"]), "fresh namespace");
+    ns.exec(&["iptables-nft", "-t", "nat", "-N", "CNI-DN-k1"])
+        .ok();
+    assert!(!absent(false, &["CNI-DN-k2", "CNI-DN-k1"]));
+    assert!(absent(false, &["CNI-DN-k2"]));
+    assert!(
+        absent(true, &["CNI-DN-k1"]),
+        "the IPv6 table is another one"
+    );
+    let legacy = TestNetns::new("k-chabs-l");
+    legacy
+        .exec(&["iptables-legacy", "-t", "nat", "-N", "CNI-DN-k3"])
+        .ok();
+    let absent_legacy = legacy
+        .ns()
+        .run(|| chains_absent(false, "nat", &["CNI-DN-k4"]))
+        .unwrap()
+        .unwrap();
+    assert!(!absent_legacy, "a legacy nat table is read by the tools");
+}
+
 /// `chain_rules` reads each rule's handle and comment from the kernel, as
 /// `nft -a` shows them, and `remove_commented` deletes exactly the rules
 /// with one comment, in the chains named, and nothing when none has it.

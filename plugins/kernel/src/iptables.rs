@@ -180,6 +180,42 @@ pub fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
+/// True when the kernel holds none of `chains` in `table`, known without
+/// running iptables: the table is not among the legacy (xtables) tables of
+/// this namespace (`/proc/thread-self/net/ip_tables_names`, `ip6_tables_names`), and
+/// in nf_tables (where iptables-nft keeps it) either the table or each of
+/// the chains is missing. False whenever the legacy table exists: only
+/// the tools can read that. For a DEL with nothing left to remove (a
+/// repeated DEL, or the other backend's cleanup), this spares the
+/// processes that would find nothing.
+pub fn chains_absent(v6: bool, table: &str, chains: &[&str]) -> Result<bool> {
+    // thread-self: the calling thread's namespace (it may have entered
+    // another than the process's first thread, see `Netns::run`).
+    let names = if v6 {
+        "/proc/thread-self/net/ip6_tables_names"
+    } else {
+        "/proc/thread-self/net/ip_tables_names"
+    };
+    match std::fs::read_to_string(names) {
+        Ok(t) if t.lines().any(|l| l.trim() == table) => return Ok(false),
+        Ok(_) => {}
+        // No legacy module loaded: no legacy tables.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(format!("read {names}"), &e)),
+    }
+    let family = if v6 {
+        crate::nft::NfFamily::IP6
+    } else {
+        crate::nft::NfFamily::IP
+    };
+    for chain in chains {
+        if crate::nft::chain_exists(family, table, chain)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 fn tool(v6: bool, what: &str) -> String {
     let base = if v6 { "ip6tables" } else { "iptables" };
     format!("{base}-{what}")

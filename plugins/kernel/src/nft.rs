@@ -128,6 +128,24 @@ pub fn table_exists(family: NfFamily, table: &str) -> Result<bool> {
     answers(&mut crate::netlink::Netlink::open_netfilter()?, msg, &what)
 }
 
+/// Whether chain `chain` exists in `family`'s nf_tables table `table`
+/// (false when the table does not), asked of the kernel over nfnetlink.
+pub fn chain_exists(family: NfFamily, table: &str, chain: &str) -> Result<bool> {
+    use netlink_packet_netfilter::nftables::{ChainAttribute, ChainMessage, NfTablesMessage};
+    let fam = family_name(family);
+    let what = || format!("look up nftables chain {fam} {table} {chain}");
+    let msg = nf_message(
+        family,
+        NfTablesMessage::GetChain(ChainMessage {
+            attributes: vec![
+                ChainAttribute::Table(table.to_string()),
+                ChainAttribute::Name(chain.to_string()),
+            ],
+        }),
+    );
+    answers(&mut crate::netlink::Netlink::open_netfilter()?, msg, &what)
+}
+
 /// Whether the kernel answers `msg`, a GET of one named object, with the
 /// object (true) or with ENOENT (false).
 fn answers<M>(

@@ -336,6 +336,12 @@ pub fn remove(v6: bool, s: &Setup) -> Result<()> {
         lines.extend(saved.teardown_lines(LEGACY_SNAT, &sn));
         lines
     };
+    // Every rule of the container's is in its chains or jumps to them (a
+    // jump cannot outlive its chain): with neither chain anywhere, there
+    // is nothing to remove, and no iptables process needs to say so.
+    if iptables::chains_absent(v6, "nat", &[&dn, &sn])? {
+        return Ok(());
+    }
     if s.mappings.is_empty() {
         return iptables::edit(v6, "nat", &what, &plan);
     }
