@@ -7,6 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::exec;
+use netlink_packet_netfilter::NetfilterMessage;
 pub use nftables::batch::Batch;
 use nftables::schema::{NfCmd, NfListObject};
 pub use nftables::types::NfFamily;
@@ -131,10 +132,16 @@ pub fn table_exists(family: NfFamily, table: &str) -> Result<bool> {
 /// Whether chain `chain` exists in `family`'s nf_tables table `table`
 /// (false when the table does not), asked of the kernel over nfnetlink.
 pub fn chain_exists(family: NfFamily, table: &str, chain: &str) -> Result<bool> {
-    use netlink_packet_netfilter::nftables::{ChainAttribute, ChainMessage, NfTablesMessage};
     let fam = family_name(family);
     let what = || format!("look up nftables chain {fam} {table} {chain}");
-    let msg = nf_message(
+    let msg = get_chain_msg(family, table, chain);
+    answers(&mut crate::netlink::Netlink::open_netfilter()?, msg, &what)
+}
+
+/// `NFT_MSG_GETCHAIN` of one named chain.
+fn get_chain_msg(family: NfFamily, table: &str, chain: &str) -> NetfilterMessage {
+    use netlink_packet_netfilter::nftables::{ChainAttribute, ChainMessage, NfTablesMessage};
+    nf_message(
         family,
         NfTablesMessage::GetChain(ChainMessage {
             attributes: vec![
@@ -142,8 +149,39 @@ pub fn chain_exists(family: NfFamily, table: &str, chain: &str) -> Result<bool> 
                 ChainAttribute::Name(chain.to_string()),
             ],
         }),
+    )
+}
+
+/// The answers to a `NFT_MSG_GETRULE` dump of one chain, read as `M`
+/// (typed, or raw bytes); `None` when the table or chain does not exist.
+fn dump_rules<M>(family: NfFamily, table: &str, chain: &str) -> Result<Option<Vec<M>>>
+where
+    M: From<NetfilterMessage>
+        + netlink_packet_core::NetlinkSerializable
+        + netlink_packet_core::NetlinkDeserializable
+        + Clone
+        + std::fmt::Debug,
+{
+    use netlink_packet_core::NLM_F_DUMP;
+    use netlink_packet_netfilter::nftables::{NfTablesMessage, RuleAttribute, RuleMessage};
+    let fam = family_name(family);
+    let what = || format!("list the rules of nftables chain {fam} {table} {chain}");
+    let mut nl = crate::netlink::Netlink::<M>::open_netfilter_as()?;
+    // A dump filtered by table and chain names answers nothing, not
+    // ENOENT, for one that does not exist: ask for the chain first.
+    if !answers(&mut nl, M::from(get_chain_msg(family, table, chain)), &what)? {
+        return Ok(None);
+    }
+    let get_rules = nf_message(
+        family,
+        NfTablesMessage::GetRule(RuleMessage {
+            attributes: vec![
+                RuleAttribute::Table(table.to_string()),
+                RuleAttribute::Chain(chain.to_string()),
+            ],
+        }),
     );
-    answers(&mut crate::netlink::Netlink::open_netfilter()?, msg, &what)
+    Ok(Some(nl.request(M::from(get_rules), NLM_F_DUMP, &what)?))
 }
 
 /// Whether the kernel answers `msg`, a GET of one named object, with the
@@ -170,8 +208,8 @@ where
 fn nf_message(
     family: NfFamily,
     inner: netlink_packet_netfilter::nftables::NfTablesMessage,
-) -> netlink_packet_netfilter::NetfilterMessage {
-    use netlink_packet_netfilter::{NetfilterHeader, NetfilterMessage, NetfilterProtoFamily};
+) -> NetfilterMessage {
+    use netlink_packet_netfilter::{NetfilterHeader, NetfilterProtoFamily};
     let proto = match family {
         NfFamily::INet => 1,
         NfFamily::IP => 2,
@@ -244,45 +282,16 @@ pub type RuleTag = (u64, Option<String>);
 /// before it knows of any error, which made a dump of a few hundred rules
 /// take half a second.
 pub fn chain_rules(family: NfFamily, table: &str, chain: &str) -> Result<Option<Vec<RuleTag>>> {
-    use netlink_packet_core::NLM_F_DUMP;
-    use netlink_packet_netfilter::nftables::{
-        ChainAttribute, ChainMessage, NfTablesMessage, RuleAttribute, RuleMessage,
-    };
-    let fam = family_name(family);
-    let what = || format!("list the rules of nftables chain {fam} {table} {chain}");
-    let mut nl = crate::netlink::Netlink::<RawNf>::open_netfilter_as()?;
-    // A dump filtered by table and chain names answers nothing, not
-    // ENOENT, for one that does not exist: ask for the chain first.
-    let get_chain = RawNf::from(nf_message(
-        family,
-        NfTablesMessage::GetChain(ChainMessage {
-            attributes: vec![
-                ChainAttribute::Table(table.to_string()),
-                ChainAttribute::Name(chain.to_string()),
-            ],
-        }),
-    ));
-    if !answers(&mut nl, get_chain, &what)? {
+    let Some(answers) = dump_rules::<RawNf>(family, table, chain)? else {
         return Ok(None);
-    }
-    let get_rules = RawNf::from(nf_message(
-        family,
-        NfTablesMessage::GetRule(RuleMessage {
-            attributes: vec![
-                RuleAttribute::Table(table.to_string()),
-                RuleAttribute::Chain(chain.to_string()),
-            ],
-        }),
-    ));
-    let mut out = Vec::new();
-    for m in nl.request(get_rules, NLM_F_DUMP, &what)? {
-        if m.message_type == NFT_NEWRULE {
-            if let Some(rule) = rule_handle_and_comment(&m.payload) {
-                out.push(rule);
-            }
-        }
-    }
-    Ok(Some(out))
+    };
+    Ok(Some(
+        answers
+            .iter()
+            .filter(|m| m.message_type == NFT_NEWRULE)
+            .filter_map(|m| rule_handle_and_comment(&m.payload))
+            .collect(),
+    ))
 }
 
 /// `NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWRULE`: a rule in a dump.
@@ -296,8 +305,8 @@ struct RawNf {
     payload: Vec<u8>,
 }
 
-impl From<netlink_packet_netfilter::NetfilterMessage> for RawNf {
-    fn from(m: netlink_packet_netfilter::NetfilterMessage) -> RawNf {
+impl From<NetfilterMessage> for RawNf {
+    fn from(m: NetfilterMessage) -> RawNf {
         use netlink_packet_core::NetlinkSerializable;
         let mut payload = vec![0u8; m.buffer_len()];
         m.serialize(&mut payload);
@@ -374,56 +383,28 @@ fn udata_comment(data: &[u8]) -> Option<String> {
     None
 }
 
-/// The attributes of every rule of one chain: a GETRULE dump filtered by
-/// table and chain name. `None` when the table or chain does not exist.
+/// The attributes of every rule of one chain (typed: for small chains, see
+/// [`chain_rules`]). `None` when the table or chain does not exist.
 fn dump_chain(
     family: NfFamily,
     table: &str,
     chain: &str,
 ) -> Result<Option<Vec<Vec<netlink_packet_netfilter::nftables::RuleAttribute>>>> {
-    use netlink_packet_core::NLM_F_DUMP;
-    use netlink_packet_netfilter::nftables::{
-        ChainAttribute, ChainMessage, NfTablesMessage, RuleAttribute, RuleMessage,
-    };
+    use netlink_packet_netfilter::nftables::NfTablesMessage;
     use netlink_packet_netfilter::NetfilterMessageInner;
-    let fam = family_name(family);
-    let what = || format!("list the rules of nftables chain {fam} {table} {chain}");
-    let msg = nf_message(
-        family,
-        NfTablesMessage::GetRule(RuleMessage {
-            attributes: vec![
-                RuleAttribute::Table(table.to_string()),
-                RuleAttribute::Chain(chain.to_string()),
-            ],
+    Ok(
+        dump_rules::<NetfilterMessage>(family, table, chain)?.map(|answers| {
+            answers
+                .into_iter()
+                .filter_map(|m| match m.inner {
+                    NetfilterMessageInner::NfTables(NfTablesMessage::NewRule(rule)) => {
+                        Some(rule.attributes)
+                    }
+                    _ => None,
+                })
+                .collect()
         }),
-    );
-    let mut nl = crate::netlink::Netlink::open_netfilter()?;
-    // A dump filtered by table and chain names answers nothing, not
-    // ENOENT, for one that does not exist: ask for the chain first.
-    let get_chain = nf_message(
-        family,
-        NfTablesMessage::GetChain(ChainMessage {
-            attributes: vec![
-                ChainAttribute::Table(table.to_string()),
-                ChainAttribute::Name(chain.to_string()),
-            ],
-        }),
-    );
-    if !answers(&mut nl, get_chain, &what)? {
-        return Ok(None);
-    }
-    let answer = nl.request(msg, NLM_F_DUMP, &what)?;
-    Ok(Some(
-        answer
-            .into_iter()
-            .filter_map(|m| match m.inner {
-                NetfilterMessageInner::NfTables(NfTablesMessage::NewRule(rule)) => {
-                    Some(rule.attributes)
-                }
-                _ => None,
-            })
-            .collect(),
-    ))
+    )
 }
 
 /// Delete, in one transaction, every rule of `chains` (of `family`'s
