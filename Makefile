@@ -28,7 +28,7 @@ LINKS := $(RELEASE)/cni-bin
 # Link order: plugins/suite/symbol-order.txt lists the functions the usual
 # calls execute (written by scripts/symbol-order.py, `make symbol-order`);
 # lld places them together at the start of .text, so a call faults in
-# about a megabyte of code instead of pages all over the binary (resident
+# a compact run of code instead of pages all over the binary (resident
 # memory, and start-up time). Names lld does not find are skipped: a stale
 # list costs locality, never correctness. lld is the default linker of
 # x86_64-unknown-linux-gnu; for musl, the C compiler that drives the link

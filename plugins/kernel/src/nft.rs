@@ -69,16 +69,21 @@ pub struct Listed {
 impl Listed {
     /// The command deleting this rule (by its handle).
     pub fn delete(&self) -> NfCmd<'static> {
-        NfCmd::Delete(NfListObject::Rule(nftables::schema::Rule {
-            family: self.family,
-            table: Cow::Owned(self.table.clone()),
-            chain: Cow::Owned(self.chain.clone()),
-            expr: Cow::Owned(Vec::new()),
-            handle: Some(self.handle),
-            index: None,
-            comment: None,
-        }))
+        delete_rule(self.family, &self.table, &self.chain, self.handle)
     }
+}
+
+/// The command deleting rule `handle` of `family table chain`.
+fn delete_rule(family: NfFamily, table: &str, chain: &str, handle: u32) -> NfCmd<'static> {
+    NfCmd::Delete(NfListObject::Rule(nftables::schema::Rule {
+        family,
+        table: Cow::Owned(table.to_string()),
+        chain: Cow::Owned(chain.to_string()),
+        expr: Cow::Owned(Vec::new()),
+        handle: Some(handle),
+        index: None,
+        comment: None,
+    }))
 }
 
 /// A table's chains and rules.
@@ -344,23 +349,20 @@ impl netlink_packet_core::NetlinkDeserializable for RawNf {
 
 /// `NFTA_RULE_HANDLE` (a big-endian u64) and the comment in
 /// `NFTA_RULE_USERDATA` of a rule message's payload: the 4-byte nfgenmsg,
-/// then attributes (length u16, type u16, value padded to 4 bytes).
+/// then attributes, walked with netlink-packet-core's `NlasIterator`
+/// (which decodes none of them). A malformed attribute: `None`.
 fn rule_handle_and_comment(payload: &[u8]) -> Option<RuleTag> {
+    use netlink_packet_core::NlasIterator;
     const NFTA_RULE_HANDLE: u16 = 3;
     const NFTA_RULE_USERDATA: u16 = 7;
-    const NLA_TYPE_MASK: u16 = 0x3fff;
-    let mut rest = payload.get(4..)?;
     let (mut handle, mut comment) = (None, None);
-    while rest.len() >= 4 {
-        let len = usize::from(u16::from_ne_bytes([rest[0], rest[1]]));
-        let kind = u16::from_ne_bytes([rest[2], rest[3]]) & NLA_TYPE_MASK;
-        let value = rest.get(4..len)?;
-        match kind {
-            NFTA_RULE_HANDLE => handle = Some(u64::from_be_bytes(value.try_into().ok()?)),
-            NFTA_RULE_USERDATA => comment = udata_comment(value),
+    for nla in NlasIterator::new(payload.get(4..)?) {
+        let nla = nla.ok()?;
+        match nla.kind() {
+            NFTA_RULE_HANDLE => handle = Some(u64::from_be_bytes(nla.value().try_into().ok()?)),
+            NFTA_RULE_USERDATA => comment = udata_comment(nla.value()),
             _ => {}
         }
-        rest = rest.get((len + 3) & !3..).unwrap_or_default();
     }
     Some((handle?, comment))
 }
@@ -420,8 +422,7 @@ pub fn remove_commented(
     comment: &str,
     what: &dyn Fn() -> String,
 ) -> Result<usize> {
-    let mut last = None;
-    for _ in 0..5 {
+    apply_from_fresh_read(what, &|| {
         let mut batch = Batch::new();
         let mut picked = 0;
         for chain in chains {
@@ -432,30 +433,12 @@ pub fn remove_commented(
                 let handle = u32::try_from(handle).map_err(|_| {
                     Error::protocol(what(), format!("rule handle {handle} out of nft's range"))
                 })?;
-                batch.add_cmd(
-                    Listed {
-                        family,
-                        table: table.to_string(),
-                        chain: chain.to_string(),
-                        handle,
-                        comment: None,
-                        expr: Value::Null,
-                    }
-                    .delete(),
-                );
+                batch.add_cmd(delete_rule(family, table, chain, handle));
                 picked += 1;
             }
         }
-        if picked == 0 {
-            return Ok(0);
-        }
-        match apply(batch, what) {
-            Ok(()) => return Ok(picked),
-            Err(e) if e.is_no_tool() => return Err(e),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| Error::protocol(what(), "gave up after 5 attempts")))
+        Ok((picked > 0).then_some((batch, picked)))
+    })
 }
 
 /// Whether `nft` runs and lists `family`'s tables (`nft -j list tables
@@ -525,10 +508,9 @@ pub fn remove(
     drop_chains: &dyn Fn(&str) -> bool,
     what: &dyn Fn() -> String,
 ) -> Result<usize> {
-    let mut last = None;
-    for _ in 0..5 {
+    apply_from_fresh_read(what, &|| {
         let Some(t) = list_table(family, table)? else {
-            return Ok(0);
+            return Ok(None);
         };
         let mut batch = Batch::new();
         let picked: Vec<&Listed> = t.rules.iter().filter(|r| pick(r)).collect();
@@ -545,10 +527,28 @@ pub fn remove(
             batch.delete(NfListObject::Chain(chain(family, table, c)));
         }
         if picked.is_empty() && chains.is_empty() {
-            return Ok(0);
+            return Ok(None);
         }
+        Ok(Some((batch, picked.len())))
+    })
+}
+
+/// Plan a transaction from a fresh read of the kernel's state (`plan`:
+/// the batch and how many rules it deletes, or `None` for nothing to do)
+/// and apply it; a transaction refused because the state changed between
+/// read and apply (a handle gone) is planned again, up to 5 times. A
+/// missing `nft` is not retried.
+fn apply_from_fresh_read(
+    what: &dyn Fn() -> String,
+    plan: &dyn Fn() -> Result<Option<(Batch<'static>, usize)>>,
+) -> Result<usize> {
+    let mut last = None;
+    for _ in 0..5 {
+        let Some((batch, n)) = plan()? else {
+            return Ok(0);
+        };
         match apply(batch, what) {
-            Ok(()) => return Ok(picked.len()),
+            Ok(()) => return Ok(n),
             Err(e) if e.is_no_tool() => return Err(e),
             Err(e) => last = Some(e),
         }
