@@ -109,6 +109,7 @@ impl Plugin for HostLocal {
 /// on any failure nothing taken by this call is left reserved.
 pub fn allocate(cfg: &Config, id: &str, ifname: &str) -> Result<CniResult> {
     let store = Store::open(&cfg.data_dir, &cfg.name)?;
+    log::debug!("host-local ADD: store locked");
     let mut idx = Index::load(&store, &cfg.range_sets)?;
     let held = holdings(&store, &mut idx, id, ifname)?;
     if let Some(a) = held
@@ -133,8 +134,10 @@ pub fn allocate(cfg: &Config, id: &str, ifname: &str) -> Result<CniResult> {
     // unknown owner that GC releases; the index's stamp carries the boot
     // ID). An fsync costs a journal commit, milliseconds on every ADD of a
     // busy node (bench/bridge.py: bridge ADD 3.6 ms without, 6.9 ms with).
-    let result = take_all(cfg, &store, &mut idx, id, ifname, &mut taken)
-        .and_then(|ips| set_cursors(&store, &taken).map(|()| ips));
+    let result = take_all(cfg, &store, &mut idx, id, ifname, &mut taken).and_then(|ips| {
+        log::debug!("host-local ADD: addresses reserved");
+        set_cursors(&store, &taken).map(|()| ips)
+    });
     cni::fault::point("host-local:cursors-written");
     store.unstage();
     match result {
@@ -146,6 +149,7 @@ pub fn allocate(cfg: &Config, id: &str, ifname: &str) -> Result<CniResult> {
             if let Err(e) = idx.seal() {
                 log::warn!("index update after ADD: {e}; it will be rebuilt");
             }
+            log::debug!("host-local ADD: done");
             Ok(CniResult {
                 interfaces: Vec::new(),
                 ips,

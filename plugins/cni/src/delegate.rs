@@ -288,6 +288,7 @@ fn start_in_process(
         .collect();
     let stdin = stdin.to_vec();
     let job = move || {
+        log::debug!("in-process delegate: starting");
         // As `Command::envs`: the last value given wins over ours.
         let lookup = |k: &str| {
             env.iter()
