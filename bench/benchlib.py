@@ -36,6 +36,24 @@ def run_timed(argv, env, stdin):
     return elapsed, out
 
 
+def cpu_times():
+    """The host's CPU time so far (all CPUs, in clock ticks): (stolen, total).
+    Stolen is time a virtual machine's CPUs were ready but the hypervisor
+    ran something else: noise no plugin can avoid, printed so a reader can
+    tell a loaded host from a slow plugin. Zero on bare metal."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    steal = fields[7] if len(fields) > 7 else 0
+    # guest and guest_nice (fields 8, 9) are already counted in user and nice.
+    return steal, sum(fields[:8])
+
+
+def stolen_share(before, after):
+    """Share of CPU time stolen between two `cpu_times()` readings."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total > 0 else 0.0
+
+
 def ip(*args, stdin=None):
     """`ip ARGS`, which must succeed."""
     subprocess.run(["ip", *args], check=True, input=stdin, text=True)
