@@ -370,6 +370,17 @@ impl Netlink {
         .map(|_| ())
     }
 
+    /// `ip link del NAME`: one request, no lookup first; a link that is
+    /// not there is `ENODEV` (see [`Error::is_not_found`]).
+    pub fn del_link_by_name(&mut self, name: &str) -> Result<()> {
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName(name.to_string()));
+        self.request(RouteNetlinkMessage::DelLink(m), 0, &|| {
+            format!("delete link {name}")
+        })
+        .map(|_| ())
+    }
+
     fn set_link(&mut self, msg: LinkMessage, what: &dyn Fn() -> String) -> Result<()> {
         self.request(RouteNetlinkMessage::SetLink(msg), 0, what)
             .map(|_| ())

@@ -10,7 +10,6 @@ use cni_kernel::link::{Link, VethSpec};
 use cni_kernel::netlink::Netlink;
 use cni_kernel::netns::Netns;
 use cni_kernel::random;
-use ipnet::IpNet;
 use std::path::Path;
 
 /// How many random host-side names to try before giving up.
@@ -113,38 +112,20 @@ pub fn ensure_absent(cnl: &mut Netlink, ns: &Netns, ifname: &str) -> cni::Result
     }
 }
 
-/// Remove `ifname` from the namespace at `netns` and return the addresses it
-/// had. Succeeds, returning none, when the namespace or the link is gone
-/// already: DEL must be repeatable. A path that is no longer a namespace
+/// Remove `ifname` from the namespace at `netns`, by name in one request
+/// (no lookup or address dump first: DEL is the kernel's unregister and
+/// little else). Succeeds when the namespace or the link is gone already:
+/// DEL must be repeatable. A path that is no longer a namespace
 /// (the file a runtime left after unmounting it) counts as gone: nothing
 /// can be inside it.
-pub fn delete_iface(netns: &Path, ifname: &str) -> Result<Vec<IpNet>, Error> {
+pub fn delete_iface(netns: &Path, ifname: &str) -> Result<(), Error> {
     let Some(ns) = Netns::open_if_present(netns)? else {
-        return Ok(Vec::new());
+        return Ok(());
     };
     let mut nl = Netlink::open_in(&ns)?;
-    let link = match nl.link_by_name(ifname) {
-        Ok(l) => l,
-        Err(e) if e.is_not_found() => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let addrs = nl
-        .addrs(Some(link.index), None)?
-        .into_iter()
-        .map(|a| a.net)
-        .filter(|n| !is_link_local(n))
-        .collect();
-    match nl.del_link(link.index) {
-        Ok(()) => Ok(addrs),
-        Err(e) if e.is_not_found() => Ok(addrs),
-        Err(e) => Err(e.context(format!("delete {ifname} in {}", netns.display()))),
-    }
-}
-
-fn is_link_local(n: &IpNet) -> bool {
-    match n {
-        IpNet::V4(v4) => v4.addr().is_link_local(),
-        IpNet::V6(v6) => (v6.addr().segments()[0] & 0xffc0) == 0xfe80,
+    match nl.del_link_by_name(ifname) {
+        Err(e) if e.is_not_found() => Ok(()),
+        other => other.map_err(|e| e.context(format!("delete {ifname} in {}", netns.display()))),
     }
 }
 
