@@ -81,7 +81,7 @@ def du_bytes(path):
 def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser()
-    ap.add_argument("--cycles", type=int, default=100)
+    ap.add_argument("--cycles", type=int, default=200)
     ap.add_argument("--parallel", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--settle", type=float, default=0.05,
