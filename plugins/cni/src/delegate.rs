@@ -100,10 +100,12 @@ pub struct Running {
 
 /// What runs a delegate: a process, or a thread of ours when the delegate
 /// is a role of this very executable (see [`crate::multicall`]). The
-/// thread returns the exit code and the tail of what it wrote on stderr.
+/// thread sends what it leaves as its last act, and is not joined: once
+/// it has sent, it has nothing left to do but end, and waiting for that
+/// would put the waiting thread to sleep a second time.
 enum Proc {
     Child(std::process::Child),
-    Thread(std::thread::JoinHandle<(i32, Vec<u8>)>),
+    Thread(std::sync::mpsc::Receiver<Exited>),
     /// A role run on the waiting thread when it is waited for: its exit
     /// code, stdout and stderr. For a caller that waits at once, where a
     /// thread's start would cost more than the work.
@@ -311,19 +313,17 @@ fn start_in_process(
         });
     }
     let (tx, rx) = std::sync::mpsc::channel();
-    let thread = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name(name.clone())
         .spawn(move || {
-            let (code, stdout, stderr) = job();
             // The receiver is gone only when the wait gave up already.
-            let _ = tx.send(Ok(stdout));
-            (code, stderr)
+            let _ = tx.send(job());
         })
         .map_err(|e| Error::new(PLUGIN_FAILURE, format!("failed to run {name}: {e}")))?;
     Ok(Running {
-        child: Some(Proc::Thread(thread)),
+        child: Some(Proc::Thread(rx)),
         name,
-        stdout: Some(rx),
+        stdout: None,
         stderr: None,
         deadline: opts.timeout.map(|t| (Instant::now() + t, t)),
     })
@@ -346,15 +346,11 @@ impl Drop for Running {
                     log::debug!("reap {}: {e}", self.name);
                 }
             }
-            Some(Proc::Thread(thread)) => {
-                if let Some(rx) = self.stdout.take() {
-                    let limit = self.deadline.map_or(DELEGATE_TIMEOUT, |(at, _)| {
-                        at.saturating_duration_since(Instant::now())
-                    });
-                    if rx.recv_timeout(limit).is_ok() {
-                        let _ = thread.join();
-                    }
-                }
+            Some(Proc::Thread(rx)) => {
+                let limit = self.deadline.map_or(DELEGATE_TIMEOUT, |(at, _)| {
+                    at.saturating_duration_since(Instant::now())
+                });
+                let _ = rx.recv_timeout(limit);
             }
             // Never waited for, never run, as a process never started.
             Some(Proc::Deferred(_)) | None => {}
@@ -370,7 +366,7 @@ impl Running {
         let name = std::mem::take(&mut self.name);
         let mut child = match self.child.take() {
             Some(Proc::Child(child)) => child,
-            Some(Proc::Thread(thread)) => return self.wait_thread(thread, name),
+            Some(Proc::Thread(rx)) => return self.wait_thread(rx, name),
             Some(Proc::Deferred(job)) => {
                 let (code, stdout, stderr) = job();
                 let status = format!("exit status: {code}");
@@ -430,19 +426,15 @@ impl Running {
     /// [`Running::wait`] for a role run on a thread of ours.
     fn wait_thread(
         &mut self,
-        thread: std::thread::JoinHandle<(i32, Vec<u8>)>,
+        rx: std::sync::mpsc::Receiver<Exited>,
         name: String,
     ) -> Result<Vec<u8>> {
-        let rx = self
-            .stdout
-            .take()
-            .ok_or_else(|| Error::new(PLUGIN_FAILURE, format!("{name} was already waited for")))?;
-        let stdout = match self.deadline {
-            None => rx.recv().unwrap_or_else(|_| Ok(Vec::new())),
+        let exited = match self.deadline {
+            None => rx.recv().ok(),
             Some((at, limit)) => {
                 match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
-                    Ok(read) => read,
-                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Ok(Vec::new()),
+                    Ok(exited) => Some(exited),
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
                     // A thread cannot be killed: it is left to finish on its own.
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                         return Err(Error::new(
@@ -455,9 +447,9 @@ impl Running {
                     }
                 }
             }
-        }
-        .unwrap_or_default();
-        let (code, stderr) = thread.join().unwrap_or((1, Vec::new()));
+        };
+        // Gone without a word: it panicked past the skeleton's catch.
+        let (code, stdout, stderr) = exited.unwrap_or((1, Vec::new(), Vec::new()));
         let status = format!("exit status: {code}");
         outcome(&name, code == 0, &status, stdout, &stderr)
     }
