@@ -117,8 +117,10 @@ pub fn del(req: &Request, ip_masq: Option<Backend>, extra: impl FnOnce(&mut Erro
         }
         other => other,
     };
+    log::debug!("DEL: IPAM started");
     if let Some(path) = &req.netns {
         errors.note(container::delete_iface(path, &req.ifname));
+        log::debug!("DEL: container interface removed");
     }
     extra(&mut errors);
     if let Some(backend) = ip_masq {
@@ -126,6 +128,7 @@ pub fn del(req: &Request, ip_masq: Option<Backend>, extra: impl FnOnce(&mut Erro
     }
     if let Some(p) = ipam {
         errors.note(p.wait());
+        log::debug!("DEL: IPAM done");
     }
     errors.into_result()
 }
