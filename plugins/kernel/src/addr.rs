@@ -119,23 +119,8 @@ impl Netlink {
 
     /// `ip addr add NET dev INDEX`; `EEXIST` if it is already there.
     pub fn add_addr(&mut self, index: u32, net: &IpNet) -> Result<()> {
-        self.new_addr(addr_message(index, net), index, net)
-    }
-
-    /// `ip addr add NET dev INDEX nodad`: an IPv6 address that is never
-    /// tentative, usable (and its local route in place) the moment the
-    /// request returns, without waiting for the kernel's address worker.
-    /// Only where duplicate address detection is off anyway.
-    pub fn add_addr_nodad(&mut self, index: u32, net: &IpNet) -> Result<()> {
-        let mut m = addr_message(index, net);
-        m.attributes
-            .push(AddressAttribute::Flags(AddressFlags::Nodad));
-        self.new_addr(m, index, net)
-    }
-
-    fn new_addr(&mut self, m: AddressMessage, index: u32, net: &IpNet) -> Result<()> {
         self.request(
-            RouteNetlinkMessage::NewAddress(m),
+            RouteNetlinkMessage::NewAddress(addr_message(index, net)),
             NLM_F_CREATE | NLM_F_EXCL,
             &|| format!("add address {net} to link #{index}"),
         )

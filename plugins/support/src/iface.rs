@@ -16,16 +16,10 @@ use std::time::{Duration, Instant};
 /// How long to wait for IPv6 duplicate address detection to finish.
 const DAD_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Put `result`'s addresses for `ifname` on it, set it up, wait for its
-/// IPv6 addresses to leave the tentative state, and add `result`'s routes
-/// (a route without a gateway goes via the gateway of the first address of
-/// its family, as the reference does). `nl` is a socket inside `ns`.
-///
-/// Where duplicate address detection is off for the link (the bridge and
-/// ptp plugins turn it off unless asked), the IPv6 addresses go on as
-/// `nodad`: never tentative, so there is nothing to wait for. Otherwise
-/// the wait is for the result's addresses only; the kernel's own
-/// link-local address is not in the result and nothing in it needs it.
+/// Put `result`'s addresses for `ifname` on it, set it up, wait for IPv6
+/// addresses to leave the tentative state, and add `result`'s routes (a
+/// route without a gateway goes via the gateway of the first address of its
+/// family, as the reference does). `nl` is a socket inside `ns`.
 pub fn configure(
     ns: &Netns,
     nl: &mut Netlink,
@@ -52,22 +46,19 @@ pub fn configure(
         }
     }
     let has_v6 = addrs.iter().any(|a| a.addr().is_ipv6());
-    let dad_off = has_v6 && enable_ipv6(ns, ifname)?;
+    if has_v6 {
+        enable_ipv6(ns, ifname)?;
+        log::debug!("configure {ifname}: IPv6 enabled");
+    }
     for a in &addrs {
-        let added = if dad_off && a.addr().is_ipv6() {
-            nl.add_addr_nodad(link.index, a)
-        } else {
-            nl.add_addr(link.index, a)
-        };
-        added.map_err(|e| {
+        nl.add_addr(link.index, a).map_err(|e| {
             cni::Error::plugin(format!("failed to add IP addr {a} to {ifname:?}: {e}"))
         })?;
     }
     nl.set_up(link.index)?;
-    log::debug!("configure {ifname}: addresses added (DAD off: {dad_off}), link up");
-    if has_v6 && !dad_off {
-        let ours: Vec<IpAddr> = addrs.iter().map(|a| a.addr()).collect();
-        settle(nl, link.index, ifname, &ours)?;
+    log::debug!("configure {ifname}: addresses added, link up");
+    if has_v6 {
+        settle(nl, link.index, ifname)?;
         log::debug!("configure {ifname}: IPv6 addresses settled");
     }
     for r in &result.routes {
@@ -117,11 +108,9 @@ pub fn to_kernel_route(r: &cni::Route, gw: Option<IpAddr>, oif: u32) -> Route {
 /// IPv6 may be disabled on a fresh namespace's interfaces; addresses would
 /// be refused. Enable it on `lo` and `ifname`, and keep addresses when the
 /// link goes down so a later `ip link set down/up` does not lose them.
-/// Says whether the kernel skips duplicate address detection on `ifname`
-/// (`accept_dad` below 1 both for `all` and for the link, as it checks).
-fn enable_ipv6(ns: &Netns, ifname: &str) -> cni::Result<bool> {
+fn enable_ipv6(ns: &Netns, ifname: &str) -> cni::Result<()> {
     let ifname = ifname.to_string();
-    Ok(ns.run(move || -> Result<bool, Error> {
+    ns.run(move || -> Result<(), Error> {
         for dev in ["lo", ifname.as_str()] {
             let key = format!("net/ipv6/conf/{dev}/disable_ipv6");
             match sysctl::read(&key) {
@@ -135,28 +124,24 @@ fn enable_ipv6(ns: &Netns, ifname: &str) -> cni::Result<bool> {
         if sysctl::read(&keep).is_ok() {
             sysctl::ensure(&keep, "1")?;
         }
-        let dad_off = |dev: &str| {
-            sysctl::read(&format!("net/ipv6/conf/{dev}/accept_dad"))
-                .ok()
-                .and_then(|v| v.trim().parse::<i32>().ok())
-                .is_some_and(|v| v < 1)
-        };
-        Ok(dad_off("all") && dad_off(&ifname))
-    })??)
+        Ok(())
+    })??;
+    Ok(())
 }
 
-/// Wait until none of the addresses `ours` on the link is tentative (DAD
-/// done), failing if DAD found a duplicate.
+/// Wait until no IPv6 address on the link is tentative (DAD done), failing
+/// if DAD found a duplicate.
 ///
-/// Polled with a pause that starts at 50 µs and doubles up to 10 ms: DAD
-/// takes a second or more, but an address can also be tentative only until
-/// the kernel's address worker next runs, well under a millisecond.
-fn settle(nl: &mut Netlink, index: u32, ifname: &str, ours: &[IpAddr]) -> cni::Result<()> {
+/// Polled with a pause that starts at 50 µs and doubles up to 10 ms: with
+/// DAD off (the plugins' default) an address stays tentative only until
+/// the kernel's address workqueue runs after the link comes up, well under
+/// a millisecond, and a fixed 10 ms pause used to add 10 ms to most
+/// dual-stack ADDs. With DAD on it takes a second or more either way.
+fn settle(nl: &mut Netlink, index: u32, ifname: &str) -> cni::Result<()> {
     let deadline = Instant::now() + DAD_TIMEOUT;
     let mut pause = Duration::from_micros(50);
     loop {
-        let mut addrs = nl.addrs(Some(index), Some(Family::V6))?;
-        addrs.retain(|a| ours.contains(&a.net.addr()));
+        let addrs = nl.addrs(Some(index), Some(Family::V6))?;
         if let Some(dup) = addrs.iter().find(|a| {
             a.flags
                 .contains(netlink_packet_route::address::AddressFlags::Dadfailed)
