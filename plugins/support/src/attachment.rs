@@ -117,18 +117,25 @@ pub fn del(req: &Request, ip_masq: Option<Backend>, extra: impl FnOnce(&mut Erro
         }
         other => other,
     };
-    log::debug!("DEL: IPAM started");
+    if ipam.is_some() {
+        log::debug!("DEL: IPAM running alongside");
+    }
     if let Some(path) = &req.netns {
-        errors.note(container::delete_iface(path, &req.ifname));
-        log::debug!("DEL: container interface removed");
+        if errors
+            .note(container::delete_iface(path, &req.ifname))
+            .is_some()
+        {
+            log::debug!("DEL: container interface gone");
+        }
     }
     extra(&mut errors);
     if let Some(backend) = ip_masq {
         errors.note(ipmasq::teardown(backend, &owner(req)));
     }
     if let Some(p) = ipam {
-        errors.note(p.wait());
-        log::debug!("DEL: IPAM done");
+        if errors.note(p.wait()).is_some() {
+            log::debug!("DEL: IPAM done");
+        }
     }
     errors.into_result()
 }
