@@ -220,9 +220,15 @@ fn goodput(sender: &TestNetns, receiver: &TestNetns, addr: &str, window: Duratio
         });
         let mut buf = vec![0u8; 64 * 1024];
         let mut read = |what: &str| -> usize {
-            let n = rx
-                .read(&mut buf)
-                .unwrap_or_else(|e| panic!("receive ({what}) from {to}: {e}"));
+            // A read with a timeout set is not restarted after a stop
+            // signal (signal(7)): EINTR is a retry, as `read_exact` has it.
+            let n = loop {
+                match rx.read(&mut buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    r => break r,
+                }
+            }
+            .unwrap_or_else(|e| panic!("receive ({what}) from {to}: {e}"));
             assert!(n > 0, "sender to {to} closed early ({what})");
             n
         };
